@@ -1,0 +1,130 @@
+/* db.c - opening a database: URL to backend, options, schema entry points. */
+#include "evf_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void evfi_options_resolve(evf_options *dst, const evf_options *src)
+{
+	evf_options d = EVF_OPTIONS_INIT;
+	if (src)
+		d = *src;
+	if (!d.table)
+		d.table = "evf_event";
+	if (d.lock_timeout_ms <= 0)
+		d.lock_timeout_ms = 300000;
+	if (d.poll_interval_ms <= 0)
+		d.poll_interval_ms = 1000;
+	if (d.max_attempts <= 0)
+		d.max_attempts = 5;
+	if (d.backoff_base_ms <= 0)
+		d.backoff_base_ms = 1000;
+	if (d.backoff_max_ms <= 0)
+		d.backoff_max_ms = 3600000;
+	if (d.busy_timeout_ms <= 0)
+		d.busy_timeout_ms = 10000;
+	d.version = EVF_OPTIONS_VERSION;
+	*dst = d;
+}
+
+static int db_new(evf_db **out, const evf_options *opts)
+{
+	evf_db *db = calloc(1, sizeof *db);
+	if (!db)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	evfi_options_resolve(&db->opts, opts);
+	if (!evfi_identifier_ok(db->opts.table)) {
+		evfi_fail(EVF_EINVAL, "invalid table name '%s' (letters, digits and _ "
+		          "only, at most 48, not starting with a digit)", db->opts.table);
+		free(db);
+		return EVF_EINVAL;
+	}
+	db->table = strdup(db->opts.table);
+	if (!db->table) {
+		free(db);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	db->opts.table = db->table;
+	*out = db;
+	return 0;
+}
+
+int evf_open(evf_db **out, const char *url, const evf_options *opts)
+{
+	evf_db *db;
+	int rc;
+
+	*out = NULL;
+	if ((rc = db_new(&db, opts)))
+		return rc;
+	if ((rc = evfi_url_parse(&db->url, url))) {
+		evf_close(db);
+		return rc;
+	}
+	if (!strcmp(db->url.backend, "sqlite")) {
+		rc = evfi_sqlite_open(&db->store, db->url.target, &db->opts, db->table);
+	} else {
+#ifdef HAVE_LIBPQ
+		rc = evfi_pg_open(&db->store, db->url.target, &db->opts, db->table);
+#else
+		rc = evfi_fail(EVF_ENOBACKEND, "this build has no %s backend "
+		               "(configure --with-libpq)", db->url.backend);
+#endif
+	}
+	if (rc) {
+		evf_close(db);
+		return rc;
+	}
+	*out = db;
+	return 0;
+}
+
+int evf_open_sqlite(evf_db **out, struct sqlite3 *conn, const evf_options *opts)
+{
+	evf_db *db;
+	int rc;
+
+	*out = NULL;
+	if (!conn)
+		return evfi_fail(EVF_EINVAL, "no SQLite connection given");
+	if ((rc = db_new(&db, opts)))
+		return rc;
+	db->url.backend = strdup("sqlite");
+	db->url.target = strdup("(caller's connection)");
+	db->url.display = strdup("sqlite:(caller's connection)");
+	if (!db->url.backend || !db->url.target || !db->url.display) {
+		evf_close(db);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	if ((rc = evfi_sqlite_wrap(&db->store, conn, &db->opts, db->table))) {
+		evf_close(db);
+		return rc;
+	}
+	*out = db;
+	return 0;
+}
+
+void evf_close(evf_db *db)
+{
+	if (!db)
+		return;
+	if (db->store)
+		db->store->ops->close(db->store);
+	evfi_url_clear(&db->url);
+	free(db->table);
+	free(db);
+}
+
+const char *evf_db_backend(const evf_db *db) { return db->url.backend; }
+const char *evf_db_table(const evf_db *db) { return db->table; }
+const char *evf_db_display_url(const evf_db *db) { return db->url.display; }
+
+int evf_init(evf_db *db)
+{
+	return db->store->ops->init(db->store);
+}
+
+int evf_schema_extended(evf_db *db)
+{
+	return db->store->ops->schema_extended(db->store);
+}

@@ -1,0 +1,392 @@
+/*
+ * evf.h - the public API of libevf: a database table of events as a
+ * dependable work queue.
+ *
+ * Conventions (see libevf(3)):
+ *  - Fallible calls return 0 on success or a negative EVF_E* code; the
+ *    reason is readable with evf_error_last() on the same thread.  The
+ *    library never prints.
+ *  - Results come back through `out` parameters placed first.  What comes
+ *    back through `**out` belongs to the caller and has a matching _free();
+ *    a `const` pointer returned by value is borrowed from its parent.
+ *  - Options structs carry a version; initialise them with the *_INIT macro
+ *    so that callers keep compiling when fields are added.
+ *  - Times are microseconds since the Unix epoch, UTC (evf_time); 0 means
+ *    "not set".  Durations in options are milliseconds.
+ */
+#ifndef EVF_H
+#define EVF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EVF_VERSION_STRING "0.1.0"
+
+#if defined(__GNUC__)
+#define EVF_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define EVF_PRINTF(f, a)
+#endif
+
+/* ---- errors ------------------------------------------------------------ */
+
+enum {
+	EVF_OK = 0,
+	EVF_ERROR = -1,     /* generic failure */
+	EVF_ENOMEM = -2,    /* out of memory */
+	EVF_EINVAL = -3,    /* bad argument: malformed JSON, unknown state, ... */
+	EVF_ENOTFOUND = -4, /* no such event, table or database file */
+	EVF_EBUSY = -5,     /* database stayed locked past the busy timeout */
+	EVF_ESTORE = -6,    /* the database reported an error */
+	EVF_ENOBACKEND = -7,/* URL names a backend this build does not have */
+	EVF_EBASIC = -8,    /* needs the extended columns: run `evfctl migrate` */
+	EVF_ESCHEMA = -9,   /* table missing or of an unknown shape */
+	EVF_EREFUSED = -10  /* refused for safety, e.g. an action with no filter */
+};
+
+/* Message for the last failure on this thread; never NULL. Borrowed. */
+const char *evf_error_last(void);
+/* Short name of an EVF_E* code; never NULL. Static. */
+const char *evf_strerror(int code);
+
+/* ---- time, durations -------------------------------------------------- */
+
+typedef int64_t evf_time; /* microseconds since the epoch, UTC; 0 = unset */
+
+evf_time evf_now(void);
+/* Parse "500ms", "30s", "5m", "2h", "7d", "1h30m" or a bare number of
+ * seconds into milliseconds.  Rejects negatives, junk and overflow. */
+int evf_duration_parse(int64_t *out_ms, const char *text);
+/* Parse "2026-01-02T03:04:05Z", "2026-01-02 03:04:05.123456" (UTC when no
+ * offset is given), "+01:00" offsets, or "@UNIXSECONDS". */
+int evf_time_parse(evf_time *out, const char *text);
+/* Format as "2026-01-02 03:04:05.123456" (UTC) into buf (>= 27 bytes). */
+char *evf_time_format(char *buf, size_t len, evf_time t);
+
+/* ---- states ------------------------------------------------------------ */
+
+/* Derived from the columns; one definition serves every query (evf(7)). */
+typedef enum evf_state {
+	EVF_STATE_PENDING = 0, /* ready to run */
+	EVF_STATE_SCHEDULED,   /* not_before in the future */
+	EVF_STATE_RUNNING,     /* a worker holds a valid lease */
+	EVF_STATE_FAILED,      /* last attempt failed, waiting for its retry */
+	EVF_STATE_STUCK,       /* lease expired: the worker vanished */
+	EVF_STATE_DEAD,        /* dead-lettered, or processed with error */
+	EVF_STATE_DONE,        /* processed successfully */
+	EVF_STATE__COUNT
+} evf_state;
+
+const char *evf_state_name(evf_state s);
+int evf_state_parse(evf_state *out, const char *name);
+/* Parse a comma-separated list ("failed,dead") into a bit mask of
+ * (1u << state). */
+int evf_state_mask_parse(unsigned *out_mask, const char *list);
+
+/* ---- the event --------------------------------------------------------- */
+
+/* One row.  Strings are NUL-terminated and may be NULL when the column is
+ * NULL (type and parameters never are). */
+typedef struct evf_event {
+	int64_t id;
+	char *type;
+	char *parameters; /* JSON text */
+	evf_time date;
+	bool processed;
+	bool error;
+	bool dead;
+	char *error_message;
+	char *error_code;
+	char *idempotency_key;
+	char *correlation_id;
+	int priority;
+	evf_time not_before;
+	int attempts;
+	int max_attempts;
+	evf_time last_error_at;
+	evf_time processed_at;
+	char *locked_by;
+	evf_time locked_until;
+	evf_state state; /* derived when the row was read */
+} evf_event;
+
+void evf_event_free(evf_event *ev);
+/* The event as a JSON object keyed by column names plus "state"; the
+ * parameters are embedded as JSON.  Caller frees with free(). */
+char *evf_event_to_json(const evf_event *ev, bool pretty);
+
+/* ---- opening a database ------------------------------------------------ */
+
+typedef struct evf_db evf_db;
+
+#define EVF_OPTIONS_VERSION 1
+typedef struct evf_options {
+	unsigned version;
+	const char *table;        /* default "evf_event" */
+	int64_t lock_timeout_ms;  /* lease length; default 300000 (5 min) */
+	int64_t poll_interval_ms; /* idle worker sleep; default 1000 */
+	int max_attempts;         /* default for new events; default 5 */
+	int64_t backoff_base_ms;  /* first retry delay; default 1000 */
+	int64_t backoff_max_ms;   /* cap; default 3600000 (1 h) */
+	int64_t busy_timeout_ms;  /* SQLite busy timeout; default 10000 */
+	bool create;              /* create a missing SQLite file (init only) */
+} evf_options;
+#define EVF_OPTIONS_INIT { EVF_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, 0, false }
+
+/* Open by URL: "sqlite:PATH", "sqlite://PATH", a bare path, or
+ * "postgresql://..." / a libpq conninfo.  A missing SQLite file is
+ * EVF_ENOTFOUND unless opts->create.  The table need not exist yet (see
+ * evf_init).  *out is the caller's: evf_close() it. */
+int evf_open(evf_db **out, const char *url, const evf_options *opts);
+
+/* Use the caller's own SQLite connection (borrowed: evf_close() leaves it
+ * open).  Emits then join the caller's transaction when one is open: the
+ * outbox pattern.  `conn` is a `sqlite3 *`. */
+struct sqlite3;
+int evf_open_sqlite(evf_db **out, struct sqlite3 *conn, const evf_options *opts);
+
+void evf_close(evf_db *db);
+
+/* Backend name ("sqlite", "postgresql") and table; borrowed. */
+const char *evf_db_backend(const evf_db *db);
+const char *evf_db_table(const evf_db *db);
+/* The URL with any password masked; borrowed. */
+const char *evf_db_display_url(const evf_db *db);
+
+/* Create the table, its indexes and the evf_schema row in one transaction.
+ * Idempotent. */
+int evf_init(evf_db *db);
+
+/* 1 when the table has the extended columns, 0 when it is a basic (original
+ * Django package) table; negative on error (EVF_ESCHEMA: no such table). */
+int evf_schema_extended(evf_db *db);
+
+/* ---- emitting ---------------------------------------------------------- */
+
+#define EVF_EMIT_OPTIONS_VERSION 1
+typedef struct evf_emit_options {
+	unsigned version;
+	const char *key;            /* idempotency key, unique per type */
+	int priority;               /* smaller runs first; default 0 */
+	evf_time not_before;        /* absolute; 0 = now */
+	int64_t delay_ms;           /* relative to now; used when not_before==0 */
+	const char *correlation_id;
+	int max_attempts;           /* 0 = the database default */
+} evf_emit_options;
+#define EVF_EMIT_OPTIONS_INIT { EVF_EMIT_OPTIONS_VERSION, NULL, 0, 0, 0, NULL, 0 }
+
+typedef struct evf_emit_result {
+	int64_t id;
+	bool duplicate; /* (type, key) existed: id is that event's */
+} evf_emit_result;
+
+/* Validate `parameters` as JSON (NULL means "{}") and insert.  Nothing is
+ * written on error.  `out` may be NULL. */
+int evf_emit(evf_db *db, const char *type, const char *parameters,
+             const evf_emit_options *opts, evf_emit_result *out);
+
+typedef struct evf_emit_item {
+	const char *type;
+	const char *parameters;
+	evf_emit_options opts;
+} evf_emit_item;
+
+/* All or nothing, in one transaction (or the caller's).  `out` may be NULL
+ * or an array of n results. */
+int evf_emit_batch(evf_db *db, const evf_emit_item *items, size_t n,
+                   evf_emit_result *out);
+
+/* ---- handlers and workers ---------------------------------------------- */
+
+typedef struct evf_worker evf_worker;
+typedef struct evf_job evf_job; /* context of one handler call */
+
+/* Return 0 for success; anything else fails the event (retryable, with a
+ * generic message unless evf_job_fail() said more). */
+typedef int (*evf_handler_fn)(evf_job *job, const evf_event *ev, void *user);
+/* A batch handler gets every claimed event of its type at once; mark the
+ * ones that failed with evf_job_fail(job, index, ...).  A non-zero return
+ * fails every event not already marked. */
+typedef int (*evf_batch_handler_fn)(evf_job *job, const evf_event *const *evs,
+                                    size_t n, void *user);
+/* Return false to skip: the event is marked processed without running. */
+typedef bool (*evf_when_fn)(const evf_event *ev, void *user);
+
+#define EVF_HANDLER_OPTIONS_VERSION 1
+typedef struct evf_handler_options {
+	unsigned version;
+	evf_when_fn when;
+	void *user;                 /* passed to fn, batch and when */
+	void (*user_free)(void *);  /* called on user when the worker is freed */
+} evf_handler_options;
+#define EVF_HANDLER_OPTIONS_INIT { EVF_HANDLER_OPTIONS_VERSION, NULL, NULL, NULL }
+
+/* Register a handler for an exact type ("*" catches every type without
+ * its own handler).  Registering a type twice is EVF_EINVAL. */
+int evf_register(evf_worker *w, const char *type, evf_handler_fn fn,
+                 const evf_handler_options *opts);
+int evf_register_batch(evf_worker *w, const char *type, evf_batch_handler_fn fn,
+                       const evf_handler_options *opts);
+
+/* Run `command` with /bin/sh -c for each event of `type`: event JSON on
+ * stdin; EVF_EVENT_ID, EVF_EVENT_TYPE, EVF_ATTEMPT, EVF_CORRELATION_ID in
+ * the environment.  Exit 0 succeeds, 75 retries later, 65 fails without
+ * retry, any other status (or a signal) is a retryable failure; the tail of
+ * stderr becomes the error message.  timeout_ms > 0 kills the process
+ * group when exceeded (retryable). */
+int evf_register_exec(evf_worker *w, const char *type, const char *command,
+                      int64_t timeout_ms);
+
+/* dlopen() a shared object and call its
+ *   int evf_plugin_init(evf_worker *w);
+ * which registers handlers.  A non-zero return is an error. */
+int evf_load_plugin(evf_worker *w, const char *path);
+
+/* Inside a handler: record a failure for event `index` of the call (0 for
+ * single handlers).  `code` may be NULL; retryable=false dead-letters at
+ * once. */
+int evf_job_fail(evf_job *job, size_t index, const char *code, bool retryable,
+                 const char *fmt, ...) EVF_PRINTF(5, 6);
+/* Extend the lease of every event in this call by ms from now. */
+int evf_job_extend(evf_job *job, int64_t ms);
+/* Emit a follow-up event that inherits the correlation id of the event
+ * being handled (unless opts sets one). */
+int evf_job_emit(evf_job *job, const char *type, const char *parameters,
+                 const evf_emit_options *opts, evf_emit_result *out);
+evf_db *evf_job_db(evf_job *job); /* borrowed */
+const char *evf_job_worker_id(const evf_job *job);
+
+typedef enum evf_log_format { EVF_LOG_LOGFMT = 0, EVF_LOG_JSON } evf_log_format;
+
+/* Outcome of one event, given to the processed/failed callbacks. */
+typedef struct evf_outcome {
+	const evf_event *event;
+	bool ok;
+	bool skipped;        /* a `when` predicate said no */
+	bool dead;           /* failed and dead-lettered */
+	bool applied;        /* false: the lease was lost, nothing written */
+	const char *error_code;
+	const char *error_message;
+	evf_time retry_at;   /* for retryable failures */
+	double duration_ms;
+} evf_outcome;
+
+#define EVF_WORKER_OPTIONS_VERSION 1
+typedef struct evf_worker_options {
+	unsigned version;
+	const char *name;          /* prefix of the worker id; default hostname */
+	const char *const *types;  /* claim only these (NULL = all registered) */
+	size_t ntypes;
+	int batch_size;            /* events per claim; default 100 */
+	int64_t limit;             /* stop after this many outcomes; 0 = none */
+	bool once;                 /* drain what is ready, then return */
+	int64_t older_than_ms;     /* only events created at least this long ago */
+	bool only_errors;          /* only events whose last attempt failed */
+	int max_attempts;          /* override every event's max_attempts */
+	bool requeue_errors;       /* first make failed and dead events ready */
+	int64_t lock_timeout_ms;   /* 0 = the database option */
+	int64_t poll_interval_ms;  /* 0 = the database option */
+	/* One formatted line per outcome (no newline); NULL = no logging. */
+	void (*log)(void *log_user, const char *line);
+	void *log_user;
+	evf_log_format log_format;
+	void (*on_processed)(const evf_outcome *o, void *user);
+	void (*on_failed)(const evf_outcome *o, void *user);
+	void *callback_user;
+} evf_worker_options;
+#define EVF_WORKER_OPTIONS_INIT { EVF_WORKER_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, \
+	false, 0, false, 0, false, 0, 0, NULL, NULL, EVF_LOG_LOGFMT, NULL, NULL, NULL }
+
+/* The worker borrows db (keep it open until evf_worker_free). */
+int evf_worker_new(evf_worker **out, evf_db *db, const evf_worker_options *opts);
+void evf_worker_free(evf_worker *w);
+
+/* Claim, run and record until evf_worker_stop(), the limit, or (once)
+ * nothing is ready.  Returns 0, or an error that stopped it. */
+int evf_worker_run(evf_worker *w);
+/* Claim and run at most one batch; *out_n (may be NULL) gets its size. */
+int evf_worker_step(evf_worker *w, size_t *out_n);
+/* Ask a running worker to stop after the current handler; unstarted claims
+ * are released.  Async-signal-safe. */
+void evf_worker_stop(evf_worker *w);
+const char *evf_worker_id(const evf_worker *w); /* borrowed */
+
+typedef struct evf_worker_counters {
+	int64_t processed, failed, retried, dead, skipped, lost;
+} evf_worker_counters;
+void evf_worker_counters_get(const evf_worker *w, evf_worker_counters *out);
+
+/* Pure helper, exposed for tests and tools: retry delay in ms after
+ * `attempts` tries, with jitter drawn from r in [0,1). */
+int64_t evf_backoff_ms(int attempts, int64_t base_ms, int64_t max_ms, double r);
+
+/* ---- queries and actions ----------------------------------------------- */
+
+#define EVF_FILTER_VERSION 1
+typedef struct evf_filter {
+	unsigned version;
+	unsigned states;            /* mask of 1u << evf_state; 0 = any */
+	const char *type;           /* exact, or a glob with '*' */
+	const int64_t *ids;         /* exact ids */
+	size_t nids;
+	evf_time since, until;      /* date range [since, until) */
+	bool errors;                /* only rows with the error flag */
+	const char *correlation_id;
+	const char *text;           /* substring of error_message or parameters */
+	int64_t after_id;           /* keyset paging: ids after (or before, when
+	                               descending) this one; 0 = from the start */
+	bool descending;
+	int64_t limit;              /* 0 = no limit */
+	bool all;                   /* actions: allow an empty filter */
+} evf_filter;
+#define EVF_FILTER_INIT { EVF_FILTER_VERSION, 0, NULL, NULL, 0, 0, 0, false, \
+	NULL, NULL, 0, false, 0, false }
+
+/* Fetch one event; EVF_ENOTFOUND when there is none. */
+int evf_get(evf_db *db, int64_t id, evf_event **out);
+/* Call cb for each matching event in id order; a non-zero return from cb
+ * stops the walk and is returned.  The event is borrowed for the call. */
+int evf_query(evf_db *db, const evf_filter *f,
+              int (*cb)(const evf_event *ev, void *user), void *user);
+int evf_count(evf_db *db, const evf_filter *f, int64_t *out);
+
+typedef struct evf_type_counts {
+	char *type;
+	int64_t counts[EVF_STATE__COUNT];
+} evf_type_counts;
+typedef struct evf_stats {
+	int64_t counts[EVF_STATE__COUNT];
+	int64_t total;
+	size_t ntypes;
+	evf_type_counts *types; /* sorted by type */
+} evf_stats;
+int evf_stats_get(evf_db *db, evf_stats **out);
+void evf_stats_free(evf_stats *s);
+
+typedef enum evf_action {
+	EVF_ACTION_REQUEUE = 0,      /* ready now, attempts reset, error cleared */
+	EVF_ACTION_MARK_PROCESSED,   /* done without running */
+	EVF_ACTION_DEAD_LETTER,      /* dead, kept for inspection */
+	EVF_ACTION_SET_MAX_ATTEMPTS  /* arg = the new limit (>= 1) */
+} evf_action;
+
+const char *evf_action_name(evf_action a);
+/* The states an action may change: it never touches a running event (a
+ * worker holds it) nor one already in the target state. */
+unsigned evf_action_states(evf_action a);
+
+/* Apply `a` to the events matching f (restricted to evf_action_states).
+ * An empty filter is EVF_EREFUSED unless f->all.  With dry_run nothing
+ * changes and *affected is how many would. */
+int evf_act(evf_db *db, evf_action a, const evf_filter *f, int arg,
+            bool dry_run, int64_t *affected);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EVF_H */

@@ -1,0 +1,127 @@
+/*
+ * evf_internal.h - what the library's files share and the front ends never
+ * see.  Internal names start with evfi_ so that only the public evf_*
+ * symbols are exported from the shared library.
+ */
+#ifndef EVF_INTERNAL_H
+#define EVF_INTERNAL_H
+
+#include "evf.h"
+#include "store/store.h"
+
+#include <stdarg.h>
+
+/* Record the message for evf_error_last() and return code. */
+int evfi_fail(int code, const char *fmt, ...) EVF_PRINTF(2, 3);
+int evfi_failv(int code, const char *fmt, va_list ap);
+/* Keep the code of an earlier failure but prefix its message. */
+int evfi_wrap(int code, const char *fmt, ...) EVF_PRINTF(2, 3);
+void evfi_error_clear(void);
+
+char *evfi_strdup(const char *s); /* NULL stays NULL */
+
+/* JSON: 0 when text is one valid JSON value. */
+int evfi_json_validate(const char *text);
+
+/* A parsed database URL. */
+typedef struct evfi_url {
+	char *backend;  /* "sqlite" or "postgresql" */
+	char *target;   /* file path, or libpq conninfo */
+	char *display;  /* safe to print: password masked */
+} evfi_url;
+int evfi_url_parse(evfi_url *out, const char *url);
+void evfi_url_clear(evfi_url *u);
+
+/* SQL-safe identifier: [A-Za-z_][A-Za-z0-9_]{0,47}; short enough that
+ * index names built from it stay under PostgreSQL's 63-byte limit. */
+bool evfi_identifier_ok(const char *name);
+
+struct evf_db {
+	evf_store *store;
+	evf_options opts;
+	char *table;
+	evfi_url url;
+};
+
+/* Fill defaults into a copy of caller options. */
+void evfi_options_resolve(evf_options *dst, const evf_options *src);
+
+/* The state of a row given the time now (the single definition in C;
+ * the backends carry the same definition in SQL). */
+evf_state evfi_state_of(const evf_event *ev, evf_time now);
+
+/* Deep copy of an event; NULL on OOM. */
+evf_event *evfi_event_dup(const evf_event *ev);
+void evfi_event_clear(evf_event *ev);
+
+/* Format one outcome line for the worker log. */
+char *evfi_log_line(evf_log_format fmt, const char *worker_id,
+                    const evf_outcome *o);
+
+/* True when the filter selects a subset (anything but "everything"). */
+bool evfi_filter_narrows(const evf_filter *f);
+
+/* A growable string. */
+typedef struct evfi_buf {
+	char *data;
+	size_t len, cap;
+	bool oom;
+} evfi_buf;
+void evfi_buf_add(evfi_buf *b, const char *s, size_t n);
+void evfi_buf_puts(evfi_buf *b, const char *s);
+void evfi_buf_printf(evfi_buf *b, const char *fmt, ...) EVF_PRINTF(2, 3);
+void evfi_buf_free(evfi_buf *b);
+
+/* ---- workers (handler.c, worker.c) -------------------------------------- */
+
+#include <signal.h>
+
+typedef struct evfi_handler {
+	char *type;
+	evf_handler_fn fn;
+	evf_batch_handler_fn batch;
+	evf_handler_options opts;
+} evfi_handler;
+
+/* What a handler call said about one of its events. */
+typedef struct evfi_result {
+	bool failed;
+	bool retryable;
+	char *code;
+	char *message;
+} evfi_result;
+
+struct evf_job {
+	evf_worker *w;
+	const evf_event *const *evs; /* the events of this call */
+	evfi_result *res;            /* one per event of this call */
+	size_t n;
+};
+
+struct evf_worker {
+	evf_db *db;
+	evf_worker_options o;
+	char *id;
+	char **types;            /* owned copies of o.types */
+	size_t ntypes;
+	const char **handler_types; /* derived from handlers when no types */
+	size_t nhandler_types;
+	evfi_handler *handlers;
+	size_t nhandlers;
+	void **plugins;          /* dlopen handles, closed last */
+	size_t nplugins;
+	volatile sig_atomic_t stop;
+	evf_worker_counters counters;
+	int64_t lock_ms, poll_ms;
+	uint64_t rng;
+	/* the batch being worked on, for evf_job_extend */
+	evf_lease *leases;
+	size_t nleases;
+};
+
+const evfi_handler *evfi_handler_find(const evf_worker *w, const char *type);
+void evfi_handlers_free(evf_worker *w);
+void evfi_result_clear(evfi_result *r);
+void evfi_plugins_close(evf_worker *w);
+
+#endif

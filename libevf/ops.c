@@ -1,0 +1,95 @@
+/* ops.c - queries and operator actions, shared by evfctl, evf-top and
+ * library users. */
+#include "evf_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+bool evfi_filter_narrows(const evf_filter *f)
+{
+	return f->states || (f->type && *f->type) || f->nids || f->since ||
+	       f->until || f->errors || f->correlation_id || (f->text && *f->text);
+}
+
+static int check_filter(const evf_filter *f)
+{
+	if (f->version != EVF_FILTER_VERSION)
+		return evfi_fail(EVF_EINVAL, "filter version %u is not supported", f->version);
+	if (f->states >> EVF_STATE__COUNT)
+		return evfi_fail(EVF_EINVAL, "filter names an unknown state");
+	if (f->limit < 0)
+		return evfi_fail(EVF_EINVAL, "negative limit");
+	if (f->nids && !f->ids)
+		return evfi_fail(EVF_EINVAL, "filter has an id count but no ids");
+	return 0;
+}
+
+int evf_get(evf_db *db, int64_t id, evf_event **out)
+{
+	*out = NULL;
+	return db->store->ops->get(db->store, id, out);
+}
+
+int evf_query(evf_db *db, const evf_filter *f,
+              int (*cb)(const evf_event *ev, void *user), void *user)
+{
+	int rc = check_filter(f);
+	return rc ? rc : db->store->ops->query(db->store, f, cb, user);
+}
+
+int evf_count(evf_db *db, const evf_filter *f, int64_t *out)
+{
+	int rc = check_filter(f);
+	return rc ? rc : db->store->ops->count(db->store, f, out);
+}
+
+int evf_stats_get(evf_db *db, evf_stats **out)
+{
+	evf_stats *s = calloc(1, sizeof *s);
+	int rc;
+
+	*out = NULL;
+	if (!s)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	if ((rc = db->store->ops->stats(db->store, s))) {
+		evf_stats_free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+void evf_stats_free(evf_stats *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->ntypes; i++)
+		free(s->types[i].type);
+	free(s->types);
+	free(s);
+}
+
+int evf_act(evf_db *db, evf_action a, const evf_filter *f, int arg,
+            bool dry_run, int64_t *affected)
+{
+	int rc = check_filter(f);
+	if (rc)
+		return rc;
+	if ((unsigned)a > EVF_ACTION_SET_MAX_ATTEMPTS)
+		return evfi_fail(EVF_EINVAL, "unknown action %d", (int)a);
+	if (a == EVF_ACTION_SET_MAX_ATTEMPTS && arg < 1)
+		return evfi_fail(EVF_EINVAL, "max attempts must be at least 1 (got %d)", arg);
+	if (!f->all && !evfi_filter_narrows(f))
+		return evfi_fail(EVF_EREFUSED, "refusing to %s every event without an "
+		                 "explicit 'all'", evf_action_name(a));
+	evf_filter g = *f;
+	unsigned allowed = evf_action_states(a);
+	g.states = f->states ? (f->states & allowed) : allowed;
+	g.limit = 0;
+	g.after_id = 0;
+	if (!g.states) {
+		*affected = 0;
+		return 0;
+	}
+	return db->store->ops->act(db->store, a, &g, arg, dry_run, affected);
+}

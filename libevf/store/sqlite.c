@@ -1,0 +1,1117 @@
+/*
+ * sqlite.c - the SQLite backend: the embedded default.
+ *
+ * Timestamps are TEXT "YYYY-MM-DD HH:MM:SS.ffffff" UTC (Django's format, so
+ * tables made by the original package work unchanged); fixed width makes
+ * text comparison equal time comparison.  Writes run in BEGIN IMMEDIATE so
+ * that the busy timeout, not a failed lock upgrade, decides who waits.
+ */
+#include "evf_internal.h"
+
+#include <sqlite3.h>
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STMT_CACHE 24
+
+typedef struct sq_store {
+	evf_store base;
+	sqlite3 *db;
+	bool borrowed;   /* the caller's connection: never closed, no pragmas */
+	int extended;    /* 1 extended, 0 basic, -1 not known yet */
+	char qt[64];     /* the quoted table name */
+	struct { char *sql; sqlite3_stmt *st; } cache[STMT_CACHE];
+	int cache_next;
+} sq_store;
+
+#define SQ(s) ((sq_store *)(s))
+
+/* Both lists name the columns in the order read_row() expects. */
+#define EXT_COLS "id, type, parameters, date, processed, error, error_message, " \
+	"error_code, idempotency_key, correlation_id, priority, not_before, " \
+	"attempts, max_attempts, last_error_at, processed_at, dead, locked_by, " \
+	"locked_until"
+#define BASIC_COLS "id, type, parameters, date, processed, error, error_message, " \
+	"NULL, NULL, NULL, 0, NULL, 0, 0, NULL, NULL, 0, NULL, NULL"
+
+static int sq_err(sq_store *s, int rc, const char *what)
+{
+	int code = (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? EVF_EBUSY : EVF_ESTORE;
+	if (rc == SQLITE_NOMEM)
+		code = EVF_ENOMEM;
+	return evfi_fail(code, "%s: %s", what, sqlite3_errmsg(s->db));
+}
+
+static int exec_sql(sq_store *s, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		int code = rc == SQLITE_BUSY ? EVF_EBUSY : EVF_ESTORE;
+		evfi_fail(code, "%s", msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return code;
+	}
+	return 0;
+}
+
+/* Statements the hot paths run again and again are prepared once. */
+static int prepare(sq_store *s, const char *sql, sqlite3_stmt **out)
+{
+	for (int i = 0; i < STMT_CACHE; i++)
+		if (s->cache[i].sql && !strcmp(s->cache[i].sql, sql)) {
+			sqlite3_reset(s->cache[i].st);
+			sqlite3_clear_bindings(s->cache[i].st);
+			*out = s->cache[i].st;
+			return 0;
+		}
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "preparing a statement");
+	int slot = s->cache_next;
+	s->cache_next = (s->cache_next + 1) % STMT_CACHE;
+	free(s->cache[slot].sql);
+	sqlite3_finalize(s->cache[slot].st);
+	s->cache[slot].sql = strdup(sql);
+	s->cache[slot].st = st;
+	if (!s->cache[slot].sql) {
+		sqlite3_finalize(st);
+		s->cache[slot].st = NULL;
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	*out = st;
+	return 0;
+}
+
+static void cache_clear(sq_store *s)
+{
+	for (int i = 0; i < STMT_CACHE; i++) {
+		sqlite3_finalize(s->cache[i].st);
+		free(s->cache[i].sql);
+		s->cache[i].st = NULL;
+		s->cache[i].sql = NULL;
+	}
+}
+
+/* ---- binding by name ---------------------------------------------------- */
+
+static int idx(sqlite3_stmt *st, const char *name)
+{
+	return sqlite3_bind_parameter_index(st, name);
+}
+
+static void bind_text(sqlite3_stmt *st, const char *name, const char *v)
+{
+	int i = idx(st, name);
+	if (i)
+		v ? sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+}
+
+static void bind_int(sqlite3_stmt *st, const char *name, int64_t v)
+{
+	int i = idx(st, name);
+	if (i)
+		sqlite3_bind_int64(st, i, v);
+}
+
+static void bind_time(sqlite3_stmt *st, const char *name, evf_time t)
+{
+	char buf[40];
+	int i = idx(st, name);
+	if (!i)
+		return;
+	if (t)
+		sqlite3_bind_text(st, i, evf_time_format(buf, sizeof buf, t), -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+static int begin(sq_store *s)
+{
+	return exec_sql(s, "BEGIN IMMEDIATE");
+}
+
+static int commit(sq_store *s)
+{
+	int rc = exec_sql(s, "COMMIT");
+	if (rc)
+		exec_sql(s, "ROLLBACK");
+	return rc;
+}
+
+static void rollback(sq_store *s)
+{
+	if (!sqlite3_get_autocommit(s->db)) {
+		char saved[512];
+		snprintf(saved, sizeof saved, "%s", evf_error_last());
+		exec_sql(s, "ROLLBACK");
+		evfi_fail(EVF_ESTORE, "%s", saved); /* keep the first error */
+	}
+}
+
+/* ---- schema ---------------------------------------------------------------- */
+
+static const char *const ext_columns[] = {
+	"idempotency_key", "correlation_id", "priority", "not_before", "attempts",
+	"max_attempts", "last_error_at", "processed_at", "error_code", "dead",
+	"locked_by", "locked_until",
+};
+static const char *const basic_columns[] = {
+	"id", "type", "date", "parameters", "processed", "error", "error_message",
+};
+
+static int detect_schema(sq_store *s)
+{
+	char sql[128];
+	sqlite3_stmt *st;
+	unsigned have_basic = 0, have_ext = 0;
+	int ncols = 0;
+
+	snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", s->qt);
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "reading the table's columns");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+		ncols++;
+		for (size_t i = 0; i < sizeof basic_columns / sizeof *basic_columns; i++)
+			if (name && !strcmp(name, basic_columns[i]))
+				have_basic |= 1u << i;
+		for (size_t i = 0; i < sizeof ext_columns / sizeof *ext_columns; i++)
+			if (name && !strcmp(name, ext_columns[i]))
+				have_ext |= 1u << i;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return sq_err(s, rc, "reading the table's columns");
+	if (ncols == 0)
+		return evfi_fail(EVF_ESCHEMA, "table %s does not exist (run 'evfctl init')",
+		                 s->base.table);
+	if (have_basic != (1u << (sizeof basic_columns / sizeof *basic_columns)) - 1)
+		return evfi_fail(EVF_ESCHEMA, "table %s lacks the columns of an event table "
+		                 "(id, type, date, parameters, processed, error, error_message)",
+		                 s->base.table);
+	s->extended = have_ext == (1u << (sizeof ext_columns / sizeof *ext_columns)) - 1;
+	return 0;
+}
+
+static int sq_schema_extended(evf_store *base)
+{
+	sq_store *s = SQ(base);
+	if (s->extended < 0) {
+		int rc = detect_schema(s);
+		if (rc)
+			return rc;
+	}
+	return s->extended;
+}
+
+/* Operations that need leases, retries or scheduling call this. */
+static int need_extended(sq_store *s, const char *what)
+{
+	int rc = sq_schema_extended(&s->base);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return evfi_fail(EVF_EBASIC, "%s needs the extended columns: table %s is a "
+		                 "basic (original package) table; run 'evfctl migrate'",
+		                 what, s->base.table);
+	return 0;
+}
+
+static int sq_init(evf_store *base)
+{
+	sq_store *s = SQ(base);
+	const char *t = s->base.table, *q = s->qt;
+	evfi_buf b = { 0 };
+
+	evfi_buf_printf(&b,
+		"CREATE TABLE IF NOT EXISTS %s ("
+		" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+		" type TEXT NOT NULL,"
+		" parameters TEXT NOT NULL DEFAULT '{}',"
+		" date TEXT NOT NULL,"
+		" processed INTEGER NOT NULL DEFAULT 0,"
+		" error INTEGER NOT NULL DEFAULT 0,"
+		" error_message TEXT,"
+		" idempotency_key TEXT,"
+		" correlation_id TEXT,"
+		" priority INTEGER NOT NULL DEFAULT 0,"
+		" not_before TEXT,"
+		" attempts INTEGER NOT NULL DEFAULT 0,"
+		" max_attempts INTEGER NOT NULL DEFAULT %d,"
+		" last_error_at TEXT,"
+		" processed_at TEXT,"
+		" error_code TEXT,"
+		" dead INTEGER NOT NULL DEFAULT 0,"
+		" locked_by TEXT,"
+		" locked_until TEXT);\n", q, s->base.opts->max_attempts);
+	/* The ready queue: claims walk this partial index in claim order. */
+	evfi_buf_printf(&b, "CREATE INDEX IF NOT EXISTS \"%s_ready\" ON %s "
+		"(priority, not_before, id) WHERE processed = 0 AND dead = 0;\n", t, q);
+	evfi_buf_printf(&b, "CREATE INDEX IF NOT EXISTS \"%s_processed_type\" ON %s (processed, type);\n", t, q);
+	evfi_buf_printf(&b, "CREATE INDEX IF NOT EXISTS \"%s_error_date\" ON %s (error, date);\n", t, q);
+	evfi_buf_printf(&b, "CREATE INDEX IF NOT EXISTS \"%s_date\" ON %s (date);\n", t, q);
+	evfi_buf_printf(&b, "CREATE UNIQUE INDEX IF NOT EXISTS \"%s_idempotency\" ON %s "
+		"(type, idempotency_key);\n", t, q);
+	evfi_buf_printf(&b, "CREATE INDEX IF NOT EXISTS \"%s_correlation\" ON %s "
+		"(correlation_id) WHERE correlation_id IS NOT NULL;\n", t, q);
+	evfi_buf_puts(&b, "CREATE TABLE IF NOT EXISTS evf_schema ("
+		" table_name TEXT PRIMARY KEY, version INTEGER NOT NULL,"
+		" updated_at TEXT NOT NULL);\n");
+	if (b.oom) {
+		evfi_buf_free(&b);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	int rc = begin(s);
+	if (rc) {
+		evfi_buf_free(&b);
+		return evfi_wrap(rc, "initialising %s", t);
+	}
+	/* An existing basic table must not be half-migrated by init. */
+	s->extended = -1;
+	int ext = detect_schema(s);
+	if (ext == 0 && s->extended == 0) {
+		rollback(s);
+		evfi_buf_free(&b);
+		return evfi_fail(EVF_EBASIC, "table %s exists as a basic (original package) "
+		                 "table; 'evfctl migrate' adds the extended columns", t);
+	}
+	evfi_error_clear();
+	rc = exec_sql(s, b.data);
+	evfi_buf_free(&b);
+	if (!rc) {
+		sqlite3_stmt *st;
+		rc = prepare(s, "INSERT INTO evf_schema (table_name, version, updated_at) "
+		             "VALUES (:t, 1, :now) ON CONFLICT (table_name) DO UPDATE "
+		             "SET version = excluded.version, updated_at = excluded.updated_at", &st);
+		if (!rc) {
+			bind_text(st, ":t", t);
+			bind_time(st, ":now", evf_now());
+			if (sqlite3_step(st) != SQLITE_DONE)
+				rc = sq_err(s, sqlite3_errcode(s->db), "recording the schema version");
+			sqlite3_reset(st);
+		}
+	}
+	if (rc) {
+		rollback(s);
+		return evfi_wrap(rc, "initialising %s", t);
+	}
+	rc = commit(s);
+	s->extended = -1;
+	return rc;
+}
+
+/* ---- rows ------------------------------------------------------------------ */
+
+static char *col_str(sqlite3_stmt *st, int i)
+{
+	const unsigned char *v = sqlite3_column_text(st, i);
+	return v ? strdup((const char *)v) : NULL;
+}
+
+static evf_time col_time(sqlite3_stmt *st, int i)
+{
+	const unsigned char *v = sqlite3_column_text(st, i);
+	evf_time t = 0;
+	if (v && evf_time_parse(&t, (const char *)v))
+		t = 0;
+	return t;
+}
+
+static bool col_bool(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_int(st, i) != 0;
+}
+
+static int read_row(sqlite3_stmt *st, evf_event *ev, evf_time now)
+{
+	memset(ev, 0, sizeof *ev);
+	ev->id = sqlite3_column_int64(st, 0);
+	ev->type = col_str(st, 1);
+	ev->parameters = col_str(st, 2);
+	ev->date = col_time(st, 3);
+	ev->processed = col_bool(st, 4);
+	ev->error = col_bool(st, 5);
+	ev->error_message = col_str(st, 6);
+	ev->error_code = col_str(st, 7);
+	ev->idempotency_key = col_str(st, 8);
+	ev->correlation_id = col_str(st, 9);
+	ev->priority = sqlite3_column_int(st, 10);
+	ev->not_before = col_time(st, 11);
+	ev->attempts = sqlite3_column_int(st, 12);
+	ev->max_attempts = sqlite3_column_int(st, 13);
+	ev->last_error_at = col_time(st, 14);
+	ev->processed_at = col_time(st, 15);
+	ev->dead = col_bool(st, 16);
+	ev->locked_by = col_str(st, 17);
+	ev->locked_until = col_time(st, 18);
+	if (!ev->type)
+		ev->type = strdup("");
+	if (!ev->parameters)
+		ev->parameters = strdup("null");
+	ev->state = evfi_state_of(ev, now);
+	if (!ev->type || !ev->parameters) {
+		evfi_event_clear(ev);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* ---- emit -------------------------------------------------------------------- */
+
+static int emit_one(sq_store *s, const evf_emit_item *it, evf_time now,
+                    evf_emit_result *res)
+{
+	const evf_emit_options *o = &it->opts;
+	sqlite3_stmt *st;
+	char sql[512];
+	int rc;
+
+	if (!s->extended) {
+		if (o->key || o->priority || o->not_before || o->delay_ms ||
+		    o->correlation_id || o->max_attempts)
+			return need_extended(s, "emitting with a key, priority, schedule, "
+			                     "correlation id or max attempts");
+		snprintf(sql, sizeof sql, "INSERT INTO %s (type, parameters, date, processed, "
+		         "error, error_message) VALUES (:type, :params, :now, 0, 0, '') "
+		         "RETURNING id", s->qt);
+	} else {
+		snprintf(sql, sizeof sql, "INSERT INTO %s (type, parameters, date, "
+		         "idempotency_key, correlation_id, priority, not_before, max_attempts) "
+		         "VALUES (:type, :params, :now, :key, :corr, :prio, :nb, :max) "
+		         "ON CONFLICT DO NOTHING RETURNING id", s->qt);
+	}
+	if ((rc = prepare(s, sql, &st)))
+		return rc;
+	evf_time nb = o->not_before ? o->not_before : now + o->delay_ms * 1000;
+	bind_text(st, ":type", it->type);
+	bind_text(st, ":params", it->parameters ? it->parameters : "{}");
+	bind_time(st, ":now", now);
+	bind_text(st, ":key", o->key);
+	bind_text(st, ":corr", o->correlation_id);
+	bind_int(st, ":prio", o->priority);
+	bind_time(st, ":nb", nb);
+	bind_int(st, ":max", o->max_attempts > 0 ? o->max_attempts : s->base.opts->max_attempts);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		res->id = sqlite3_column_int64(st, 0);
+		res->duplicate = false;
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return sq_err(s, rc, "inserting an event");
+	/* No row: the (type, key) pair exists, so report that event. */
+	snprintf(sql, sizeof sql, "SELECT id FROM %s WHERE type = :type AND "
+	         "idempotency_key = :key", s->qt);
+	if ((rc = prepare(s, sql, &st)))
+		return rc;
+	bind_text(st, ":type", it->type);
+	bind_text(st, ":key", o->key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		res->id = sqlite3_column_int64(st, 0);
+		res->duplicate = true;
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	return evfi_fail(EVF_ESTORE, "insert of a %s event was ignored but no duplicate "
+	                 "was found", it->type);
+}
+
+static int sq_emit(evf_store *base, const evf_emit_item *items, size_t n,
+                   evf_emit_result *out)
+{
+	sq_store *s = SQ(base);
+	int rc = sq_schema_extended(base);
+	if (rc < 0)
+		return rc;
+	/* Inside the caller's transaction (outbox) a savepoint keeps the batch
+	 * all-or-nothing without ending the caller's transaction. */
+	bool own = sqlite3_get_autocommit(s->db);
+	if ((rc = exec_sql(s, own ? "BEGIN IMMEDIATE" : "SAVEPOINT evf_emit")))
+		return evfi_wrap(rc, "emitting");
+	evf_time now = evf_now();
+	for (size_t i = 0; i < n && !rc; i++) {
+		evf_emit_result r;
+		rc = emit_one(s, &items[i], now, &r);
+		if (!rc && out)
+			out[i] = r;
+	}
+	if (rc) {
+		char saved[512];
+		snprintf(saved, sizeof saved, "%s", evf_error_last());
+		exec_sql(s, own ? "ROLLBACK" : "ROLLBACK TO evf_emit; RELEASE evf_emit");
+		return evfi_fail(rc, "%s", saved);
+	}
+	if (own)
+		return commit(s);
+	return exec_sql(s, "RELEASE evf_emit");
+}
+
+/* ---- claim and outcomes ---------------------------------------------------- */
+
+static char *json_types(const char *const *types, size_t n)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (size_t i = 0; a && i < n; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(types[i]));
+	char *s = a ? cJSON_PrintUnformatted(a) : NULL;
+	cJSON_Delete(a);
+	return s;
+}
+
+/* "[[id,attempts],...]" for the lease checks. */
+static char *json_leases(const evf_lease *l, size_t n)
+{
+	evfi_buf b = { 0 };
+	evfi_buf_add(&b, "[", 1);
+	for (size_t i = 0; i < n; i++)
+		evfi_buf_printf(&b, "%s[%lld,%d]", i ? "," : "", (long long)l[i].id, l[i].attempts);
+	evfi_buf_add(&b, "]", 1);
+	if (b.oom) {
+		evfi_buf_free(&b);
+		return NULL;
+	}
+	return b.data;
+}
+
+/* Rows still held by this worker under these leases. */
+#define LEASE_MATCH "locked_by = :w AND id IN (SELECT value ->> 0 FROM json_each(:l)) " \
+	"AND (id, attempts) IN (SELECT value ->> 0, value ->> 1 FROM json_each(:l))"
+
+static int cmp_claim_order(const void *a, const void *b)
+{
+	const evf_event *x = *(evf_event *const *)a, *y = *(evf_event *const *)b;
+	if (x->priority != y->priority)
+		return x->priority < y->priority ? -1 : 1;
+	if (x->not_before != y->not_before)
+		return x->not_before < y->not_before ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int sq_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_t *n)
+{
+	sq_store *s = SQ(base);
+	evfi_buf sql = { 0 };
+	sqlite3_stmt *st;
+	char *types = NULL;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = need_extended(s, "processing")))
+		return rc;
+	/* INDEXED BY pins the ready-queue index: with statistics gathered while
+	 * every row was pending the planner would otherwise scan the table. */
+	evfi_buf_printf(&sql, "UPDATE %s SET locked_by = :w, locked_until = :until, "
+		"attempts = attempts + 1 WHERE id IN (SELECT id FROM %s INDEXED BY \"%s_ready\" "
+		"WHERE processed = 0 AND dead = 0 AND (not_before IS NULL OR not_before <= :now) "
+		"AND (locked_until IS NULL OR locked_until <= :now)",
+		s->qt, s->qt, s->base.table);
+	if (c->types)
+		evfi_buf_puts(&sql, " AND type IN (SELECT value FROM json_each(:types))");
+	if (c->older_than)
+		evfi_buf_puts(&sql, " AND date <= :older");
+	if (c->only_errors)
+		evfi_buf_puts(&sql, " AND error = 1");
+	if (c->max_attempts > 0)
+		evfi_buf_puts(&sql, " AND attempts < :maxatt");
+	evfi_buf_printf(&sql, " ORDER BY priority, not_before, id LIMIT :n) RETURNING %s", EXT_COLS);
+	if (sql.oom || (c->types && !(types = json_types(c->types, c->ntypes)))) {
+		evfi_buf_free(&sql);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	rc = prepare(s, sql.data, &st);
+	evfi_buf_free(&sql);
+	if (rc) {
+		free(types);
+		return rc;
+	}
+	evf_time now = evf_now();
+	bind_text(st, ":w", c->worker_id);
+	bind_time(st, ":until", now + c->lock_ms * 1000);
+	bind_time(st, ":now", now);
+	bind_text(st, ":types", types);
+	bind_time(st, ":older", c->older_than);
+	bind_int(st, ":maxatt", c->max_attempts);
+	bind_int(st, ":n", c->limit > 0 ? c->limit : 1);
+	free(types);
+
+	evf_event **evs = calloc((size_t)(c->limit > 0 ? c->limit : 1), sizeof *evs);
+	if (!evs)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	size_t got = 0;
+	if ((rc = begin(s))) {
+		free(evs);
+		return evfi_wrap(rc, "claiming events");
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && got < (size_t)(c->limit > 0 ? c->limit : 1)) {
+		evf_event *ev = malloc(sizeof *ev);
+		if (!ev || read_row(st, ev, now)) {
+			free(ev);
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		evs[got++] = ev;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = sq_err(s, rc, "claiming events");
+		sqlite3_reset(st);
+		rollback(s);
+		for (size_t i = 0; i < got; i++)
+			evf_event_free(evs[i]);
+		free(evs);
+		return rc;
+	}
+	sqlite3_reset(st);
+	if ((rc = commit(s))) {
+		for (size_t i = 0; i < got; i++)
+			evf_event_free(evs[i]);
+		free(evs);
+		return evfi_wrap(rc, "claiming events");
+	}
+	qsort(evs, got, sizeof *evs, cmp_claim_order);
+	*out = evs;
+	*n = got;
+	return 0;
+}
+
+/* Run one lease-guarded UPDATE over a batch in its own transaction;
+ * applied (optional) marks the leases that were still held. */
+static int lease_update(sq_store *s, const char *set, const char *worker_id,
+                        const evf_lease *leases, size_t n, evf_time now,
+                        evf_time until, bool *applied, const char *what)
+{
+	char sql[640];
+	sqlite3_stmt *st;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	char *l = json_leases(leases, n);
+	if (!l)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	snprintf(sql, sizeof sql, "UPDATE %s SET %s WHERE " LEASE_MATCH "%s", s->qt, set,
+	         applied ? " RETURNING id" : "");
+	if ((rc = prepare(s, sql, &st)) || (rc = begin(s))) {
+		free(l);
+		return evfi_wrap(rc, "%s", what);
+	}
+	bind_text(st, ":w", worker_id);
+	bind_text(st, ":l", l);
+	bind_time(st, ":now", now);
+	bind_time(st, ":until", until);
+	if (applied)
+		memset(applied, 0, n * sizeof *applied);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		for (size_t i = 0; i < n; i++)
+			if (leases[i].id == id)
+				applied[i] = true;
+	}
+	sqlite3_reset(st);
+	free(l);
+	if (rc != SQLITE_DONE) {
+		rc = sq_err(s, rc, what);
+		rollback(s);
+		return rc;
+	}
+	return commit(s);
+}
+
+static int sq_complete(evf_store *base, const char *worker_id, const evf_lease *leases,
+                       size_t n, bool *applied)
+{
+	return lease_update(SQ(base), "processed = 1, error = 0, processed_at = :now, "
+	                    "locked_by = NULL, locked_until = NULL", worker_id, leases, n,
+	                    evf_now(), 0, applied, "completing events");
+}
+
+static int sq_extend(evf_store *base, const char *worker_id, const evf_lease *leases,
+                     size_t n, int64_t lock_ms)
+{
+	evf_time now = evf_now();
+	return lease_update(SQ(base), "locked_until = :until", worker_id, leases, n,
+	                    now, now + lock_ms * 1000, NULL, "extending leases");
+}
+
+static int sq_release(evf_store *base, const char *worker_id, const evf_lease *leases,
+                      size_t n)
+{
+	return lease_update(SQ(base), "locked_by = NULL, locked_until = NULL, "
+	                    "attempts = MAX(attempts - 1, 0)", worker_id, leases, n,
+	                    0, 0, NULL, "releasing events");
+}
+
+static int sq_fail(evf_store *base, const char *worker_id, const evf_failure_rec *recs,
+                   size_t n, bool *applied)
+{
+	sq_store *s = SQ(base);
+	char sql[512];
+	sqlite3_stmt *st;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	snprintf(sql, sizeof sql, "UPDATE %s SET error = 1, error_message = :msg, "
+	         "error_code = :code, last_error_at = :now, locked_by = NULL, "
+	         "locked_until = NULL, dead = :dead, not_before = :retry "
+	         "WHERE id = :id AND locked_by = :w AND attempts = :att", s->qt);
+	if ((rc = prepare(s, sql, &st)) || (rc = begin(s)))
+		return evfi_wrap(rc, "recording failures");
+	evf_time now = evf_now();
+	for (size_t i = 0; i < n; i++) {
+		const evf_failure_rec *r = &recs[i];
+		sqlite3_reset(st);
+		bind_text(st, ":msg", r->message ? r->message : "handler failed");
+		bind_text(st, ":code", r->code);
+		bind_time(st, ":now", now);
+		bind_int(st, ":dead", r->dead);
+		bind_time(st, ":retry", r->dead ? now : r->retry_at);
+		bind_int(st, ":id", r->lease.id);
+		bind_text(st, ":w", worker_id);
+		bind_int(st, ":att", r->lease.attempts);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE) {
+			rc = sq_err(s, rc, "recording a failure");
+			sqlite3_reset(st);
+			rollback(s);
+			return rc;
+		}
+		if (applied)
+			applied[i] = sqlite3_changes(s->db) == 1;
+	}
+	sqlite3_reset(st);
+	return commit(s);
+}
+
+/* ---- queries ---------------------------------------------------------------- */
+
+/* The state rule in SQL; evfi_state_of() is the same rule in C. */
+static void state_pred(evfi_buf *b, evf_state st, bool ext)
+{
+	const char *live = ext ? "processed = 0 AND dead = 0" : "processed = 0";
+	switch (st) {
+	case EVF_STATE_DONE:
+		evfi_buf_puts(b, ext ? "(processed = 1 AND error = 0 AND dead = 0)"
+		                     : "(processed = 1 AND error = 0)");
+		break;
+	case EVF_STATE_DEAD:
+		evfi_buf_puts(b, ext ? "(dead = 1 OR (processed = 1 AND error = 1))"
+		                     : "(processed = 1 AND error = 1)");
+		break;
+	case EVF_STATE_RUNNING:
+		evfi_buf_puts(b, ext ? "(processed = 0 AND dead = 0 AND locked_until > :now)" : "(0)");
+		break;
+	case EVF_STATE_STUCK:
+		evfi_buf_puts(b, ext ? "(processed = 0 AND dead = 0 AND locked_until <= :now)" : "(0)");
+		break;
+	case EVF_STATE_FAILED:
+		evfi_buf_printf(b, "(%s%s AND error = 1)", live,
+		                ext ? " AND locked_until IS NULL" : "");
+		break;
+	case EVF_STATE_SCHEDULED:
+		evfi_buf_puts(b, ext ? "(processed = 0 AND dead = 0 AND locked_until IS NULL "
+		                       "AND error = 0 AND not_before > :now)" : "(0)");
+		break;
+	case EVF_STATE_PENDING:
+	default:
+		evfi_buf_printf(b, "(%s AND error = 0%s)", live,
+		                ext ? " AND locked_until IS NULL AND (not_before IS NULL "
+		                      "OR not_before <= :now)" : "");
+		break;
+	}
+}
+
+/* GLOB treats '?' and '[' specially; the filter syntax only knows '*'. */
+static char *glob_of(const char *pattern)
+{
+	evfi_buf b = { 0 };
+	for (const char *p = pattern; *p; p++) {
+		if (*p == '?')
+			evfi_buf_puts(&b, "[?]");
+		else if (*p == '[')
+			evfi_buf_puts(&b, "[[]");
+		else
+			evfi_buf_add(&b, p, 1);
+	}
+	if (!b.data)
+		evfi_buf_puts(&b, "");
+	return b.oom ? (evfi_buf_free(&b), NULL) : b.data;
+}
+
+static char *json_ids(const int64_t *ids, size_t n)
+{
+	evfi_buf b = { 0 };
+	evfi_buf_add(&b, "[", 1);
+	for (size_t i = 0; i < n; i++)
+		evfi_buf_printf(&b, "%s%lld", i ? "," : "", (long long)ids[i]);
+	evfi_buf_add(&b, "]", 1);
+	return b.oom ? (evfi_buf_free(&b), NULL) : b.data;
+}
+
+static void where_clause(evfi_buf *b, const evf_filter *f, bool ext, bool paging)
+{
+	evfi_buf_puts(b, " WHERE 1");
+	if (f->states && f->states != (1u << EVF_STATE__COUNT) - 1) {
+		evfi_buf_puts(b, " AND (");
+		bool first = true;
+		for (int i = 0; i < EVF_STATE__COUNT; i++)
+			if (f->states & (1u << i)) {
+				if (!first)
+					evfi_buf_puts(b, " OR ");
+				state_pred(b, (evf_state)i, ext);
+				first = false;
+			}
+		evfi_buf_puts(b, ")");
+	}
+	if (f->type && *f->type)
+		evfi_buf_puts(b, strchr(f->type, '*') ? " AND type GLOB :type" : " AND type = :type");
+	if (f->nids)
+		evfi_buf_puts(b, " AND id IN (SELECT value FROM json_each(:ids))");
+	if (f->since)
+		evfi_buf_puts(b, " AND date >= :since");
+	if (f->until)
+		evfi_buf_puts(b, " AND date < :until");
+	if (f->errors)
+		evfi_buf_puts(b, " AND error = 1");
+	if (f->correlation_id)
+		evfi_buf_puts(b, ext ? " AND correlation_id = :corr" : " AND 0");
+	if (f->text && *f->text)
+		evfi_buf_puts(b, " AND (instr(error_message, :text) > 0 OR instr(parameters, :text) > 0)");
+	if (paging && f->after_id)
+		evfi_buf_puts(b, f->descending ? " AND id < :after" : " AND id > :after");
+}
+
+static int bind_filter(sqlite3_stmt *st, const evf_filter *f, evf_time now)
+{
+	bind_time(st, ":now", now);
+	if (f->type && *f->type) {
+		if (strchr(f->type, '*')) {
+			char *g = glob_of(f->type);
+			if (!g)
+				return evfi_fail(EVF_ENOMEM, "out of memory");
+			bind_text(st, ":type", g);
+			free(g);
+		} else {
+			bind_text(st, ":type", f->type);
+		}
+	}
+	if (f->nids) {
+		char *ids = json_ids(f->ids, f->nids);
+		if (!ids)
+			return evfi_fail(EVF_ENOMEM, "out of memory");
+		bind_text(st, ":ids", ids);
+		free(ids);
+	}
+	bind_time(st, ":since", f->since);
+	bind_time(st, ":until", f->until);
+	bind_text(st, ":corr", f->correlation_id);
+	bind_text(st, ":text", f->text);
+	bind_int(st, ":after", f->after_id);
+	bind_int(st, ":limit", f->limit);
+	return 0;
+}
+
+/* Prepare a one-off statement (not cached: filters vary without end). */
+static int prepare_filtered(sq_store *s, evfi_buf *sql, const evf_filter *f,
+                            evf_time now, sqlite3_stmt **st)
+{
+	if (sql->oom) {
+		evfi_buf_free(sql);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	int rc = sqlite3_prepare_v2(s->db, sql->data, -1, st, NULL);
+	evfi_buf_free(sql);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "preparing a query");
+	if ((rc = bind_filter(*st, f, now))) {
+		sqlite3_finalize(*st);
+		return rc;
+	}
+	return 0;
+}
+
+static int sq_query(evf_store *base, const evf_filter *f, evf_row_cb cb, void *user)
+{
+	sq_store *s = SQ(base);
+	evfi_buf sql = { 0 };
+	sqlite3_stmt *st;
+	int ext = sq_schema_extended(base), rc;
+	if (ext < 0)
+		return ext;
+	evfi_buf_printf(&sql, "SELECT %s FROM %s", ext ? EXT_COLS : BASIC_COLS, s->qt);
+	where_clause(&sql, f, ext, true);
+	evfi_buf_printf(&sql, " ORDER BY id %s", f->descending ? "DESC" : "ASC");
+	if (f->limit > 0)
+		evfi_buf_puts(&sql, " LIMIT :limit");
+	evf_time now = evf_now();
+	if ((rc = prepare_filtered(s, &sql, f, now, &st)))
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		evf_event ev;
+		if ((rc = read_row(st, &ev, now))) {
+			sqlite3_finalize(st);
+			return rc;
+		}
+		rc = cb(&ev, user);
+		evfi_event_clear(&ev);
+		if (rc) {
+			sqlite3_finalize(st);
+			return rc;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		rc = sq_err(s, rc, "listing events");
+	else
+		rc = 0;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int sq_count(evf_store *base, const evf_filter *f, int64_t *out)
+{
+	sq_store *s = SQ(base);
+	evfi_buf sql = { 0 };
+	sqlite3_stmt *st;
+	int ext = sq_schema_extended(base), rc;
+	if (ext < 0)
+		return ext;
+	evfi_buf_printf(&sql, "SELECT count(*) FROM %s", s->qt);
+	where_clause(&sql, f, ext, false);
+	if ((rc = prepare_filtered(s, &sql, f, evf_now(), &st)))
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else {
+		rc = sq_err(s, rc, "counting events");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int keep_first(const evf_event *ev, void *user)
+{
+	evf_event **dst = user;
+	if (!(*dst = evfi_event_dup(ev)))
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	return 1; /* one is all we asked for */
+}
+
+static int sq_get(evf_store *base, int64_t id, evf_event **out)
+{
+	evf_filter f = EVF_FILTER_INIT;
+	evf_event *found = NULL;
+	f.ids = &id;
+	f.nids = 1;
+	int rc = sq_query(base, &f, keep_first, &found);
+	if (rc < 0)
+		return rc;
+	if (!found)
+		return evfi_fail(EVF_ENOTFOUND, "no event with id %lld", (long long)id);
+	*out = found;
+	return 0;
+}
+
+static int sq_stats(evf_store *base, evf_stats *out)
+{
+	sq_store *s = SQ(base);
+	evfi_buf sql = { 0 };
+	sqlite3_stmt *st;
+	int ext = sq_schema_extended(base), rc;
+	if (ext < 0)
+		return ext;
+	/* The order of the rule: dead before done, running before failed... */
+	static const evf_state order[] = { EVF_STATE_DEAD, EVF_STATE_DONE,
+		EVF_STATE_RUNNING, EVF_STATE_STUCK, EVF_STATE_FAILED,
+		EVF_STATE_SCHEDULED };
+	evfi_buf_puts(&sql, "SELECT type, CASE");
+	for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
+		evfi_buf_puts(&sql, " WHEN ");
+		state_pred(&sql, order[i], ext);
+		evfi_buf_printf(&sql, " THEN %d", (int)order[i]);
+	}
+	evfi_buf_printf(&sql, " ELSE %d END AS st, count(*) FROM %s GROUP BY type, st ORDER BY type",
+	                (int)EVF_STATE_PENDING, s->qt);
+	evf_filter none = EVF_FILTER_INIT;
+	if ((rc = prepare_filtered(s, &sql, &none, evf_now(), &st)))
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *type = (const char *)sqlite3_column_text(st, 0);
+		int stt = sqlite3_column_int(st, 1);
+		int64_t cnt = sqlite3_column_int64(st, 2);
+		if (stt < 0 || stt >= EVF_STATE__COUNT)
+			continue;
+		if (!out->ntypes || strcmp(out->types[out->ntypes - 1].type, type ? type : "")) {
+			evf_type_counts *t = realloc(out->types, (out->ntypes + 1) * sizeof *t);
+			if (!t) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			out->types = t;
+			memset(&t[out->ntypes], 0, sizeof *t);
+			if (!(t[out->ntypes].type = strdup(type ? type : ""))) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			out->ntypes++;
+		}
+		out->types[out->ntypes - 1].counts[stt] += cnt;
+		out->counts[stt] += cnt;
+		out->total += cnt;
+	}
+	rc = rc == SQLITE_DONE ? 0 : sq_err(s, rc, "counting events");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int sq_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
+                  bool dry_run, int64_t *affected)
+{
+	sq_store *s = SQ(base);
+	evfi_buf sql = { 0 };
+	sqlite3_stmt *st;
+	int ext = sq_schema_extended(base), rc;
+	if (ext < 0)
+		return ext;
+	if (dry_run)
+		return sq_count(base, f, affected);
+	const char *set = NULL;
+	switch (a) {
+	case EVF_ACTION_REQUEUE:
+		set = ext ? "processed = 0, error = 0, dead = 0, attempts = 0, not_before = :now, "
+		            "locked_by = NULL, locked_until = NULL"
+		          : "processed = 0, error = 0";
+		break;
+	case EVF_ACTION_MARK_PROCESSED:
+		set = ext ? "processed = 1, error = 0, dead = 0, processed_at = :now, "
+		            "locked_by = NULL, locked_until = NULL"
+		          : "processed = 1, error = 0";
+		break;
+	case EVF_ACTION_DEAD_LETTER:
+		/* the original package's way of recording a final failure */
+		set = ext ? "dead = 1, locked_by = NULL, locked_until = NULL"
+		          : "processed = 1, error = 1";
+		break;
+	case EVF_ACTION_SET_MAX_ATTEMPTS:
+		if (!ext)
+			return need_extended(s, "set-max-attempts");
+		set = "max_attempts = :arg";
+		break;
+	}
+	evfi_buf_printf(&sql, "UPDATE %s SET %s", s->qt, set);
+	where_clause(&sql, f, ext, false);
+	if ((rc = begin(s)))
+		return evfi_wrap(rc, "%s", evf_action_name(a));
+	if ((rc = prepare_filtered(s, &sql, f, evf_now(), &st))) {
+		rollback(s);
+		return rc;
+	}
+	bind_int(st, ":arg", arg);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		rc = sq_err(s, rc, evf_action_name(a));
+		rollback(s);
+		return rc;
+	}
+	*affected = sqlite3_changes(s->db);
+	return commit(s);
+}
+
+/* ---- open and close ------------------------------------------------------------ */
+
+static void sq_close(evf_store *base)
+{
+	sq_store *s = SQ(base);
+	cache_clear(s);
+	if (!s->borrowed)
+		sqlite3_close_v2(s->db);
+	free(s);
+}
+
+static const evf_store_ops sqlite_ops = {
+	.name = "sqlite",
+	.close = sq_close,
+	.init = sq_init,
+	.schema_extended = sq_schema_extended,
+	.emit = sq_emit,
+	.claim = sq_claim,
+	.complete = sq_complete,
+	.fail_batch = sq_fail,
+	.extend = sq_extend,
+	.release = sq_release,
+	.get = sq_get,
+	.query = sq_query,
+	.count = sq_count,
+	.stats = sq_stats,
+	.act = sq_act,
+};
+
+static sq_store *sq_new(const evf_options *o, const char *table)
+{
+	sq_store *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->base.ops = &sqlite_ops;
+	s->base.opts = o;
+	s->base.table = table;
+	s->extended = -1;
+	snprintf(s->qt, sizeof s->qt, "\"%s\"", table); /* validated identifier */
+	return s;
+}
+
+int evfi_sqlite_open(evf_store **out, const char *path, const evf_options *o,
+                     const char *table)
+{
+	if (!o->create && strcmp(path, ":memory:") && access(path, F_OK) != 0)
+		return evfi_fail(EVF_ENOTFOUND, "database file '%s' does not exist "
+		                 "(create it with 'evfctl init')", path);
+	sq_store *s = sq_new(o, table);
+	if (!s)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	int flags = SQLITE_OPEN_READWRITE | (o->create ? SQLITE_OPEN_CREATE : 0);
+	int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		rc = evfi_fail(rc == SQLITE_CANTOPEN ? EVF_ENOTFOUND : EVF_ESTORE,
+		               "cannot open database '%s': %s", path,
+		               s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		sq_close(&s->base);
+		return rc;
+	}
+	sqlite3_busy_timeout(s->db, (int)(o->busy_timeout_ms > 0x7fffffff ? 0x7fffffff : o->busy_timeout_ms));
+	/* WAL lets readers (evf-top, list) run while workers write;
+	 * synchronous=NORMAL is durable against process crashes, and in WAL
+	 * mode never corrupts; see evfctl(1) DURABILITY. */
+	if ((rc = exec_sql(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"))) {
+		rc = evfi_wrap(rc, "setting up '%s'", path);
+		sq_close(&s->base);
+		return rc;
+	}
+	*out = &s->base;
+	return 0;
+}
+
+int evfi_sqlite_wrap(evf_store **out, struct sqlite3 *conn, const evf_options *o,
+                     const char *table)
+{
+	sq_store *s = sq_new(o, table);
+	if (!s)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	s->db = conn;
+	s->borrowed = true;
+	*out = &s->base;
+	return 0;
+}

@@ -1,0 +1,99 @@
+/*
+ * store.h - the storage interface: the only place SQL lives is behind it.
+ *
+ * Each backend fills a struct evf_store_ops and embeds struct evf_store as
+ * the first member of its own handle.  Every operation is one transaction
+ * of its own unless the backend runs on a borrowed connection that is
+ * already inside the caller's transaction (emit only).
+ *
+ * Leases: a claim sets locked_by = the worker id, locked_until and
+ * attempts += 1.  complete/fail/extend/release write only rows whose
+ * (id, locked_by, attempts) still match the claim, so a worker whose lease
+ * expired and was taken over can never overwrite the new holder's row.
+ */
+#ifndef EVF_STORE_H
+#define EVF_STORE_H
+
+#include "evf.h"
+
+typedef struct evf_store evf_store;
+
+/* A claim request. */
+typedef struct evf_claim {
+	const char *worker_id;
+	const char *const *types;   /* NULL = any type */
+	size_t ntypes;
+	int limit;                  /* events to claim */
+	int64_t lock_ms;            /* lease length */
+	evf_time older_than;        /* only date <= this; 0 = no bound */
+	bool only_errors;
+	int max_attempts;           /* > 0: only attempts < this */
+} evf_claim;
+
+/* The lease a worker holds on one event. */
+typedef struct evf_lease {
+	int64_t id;
+	int attempts;
+} evf_lease;
+
+/* Failure of one leased event. */
+typedef struct evf_failure_rec {
+	evf_lease lease;
+	const char *message;
+	const char *code;
+	bool dead;                  /* dead-letter now */
+	evf_time retry_at;          /* not_before for the retry */
+} evf_failure_rec;
+
+typedef int (*evf_row_cb)(const evf_event *ev, void *user);
+
+typedef struct evf_store_ops {
+	const char *name;
+	void (*close)(evf_store *s);
+	int (*init)(evf_store *s);
+	/* 1 extended, 0 basic, <0 error (EVF_ESCHEMA when the table is
+	 * missing). */
+	int (*schema_extended)(evf_store *s);
+	int (*emit)(evf_store *s, const evf_emit_item *items, size_t n,
+	            evf_emit_result *out);
+	/* Claimed events are appended to *out (caller frees each with
+	 * evf_event_free and the array with free), sorted by priority,
+	 * not_before, id. */
+	int (*claim)(evf_store *s, const evf_claim *c, evf_event ***out,
+	             size_t *n);
+	/* applied[i] says whether lease i was still held and was written. */
+	int (*complete)(evf_store *s, const char *worker_id,
+	                const evf_lease *leases, size_t n, bool *applied);
+	/* applied[i] says whether failure i was written. */
+	int (*fail_batch)(evf_store *s, const char *worker_id,
+	            const evf_failure_rec *recs, size_t n, bool *applied);
+	int (*extend)(evf_store *s, const char *worker_id,
+	              const evf_lease *leases, size_t n, int64_t lock_ms);
+	/* Give back claims that never ran: lease cleared, attempts -= 1. */
+	int (*release)(evf_store *s, const char *worker_id,
+	               const evf_lease *leases, size_t n);
+	int (*get)(evf_store *s, int64_t id, evf_event **out);
+	int (*query)(evf_store *s, const evf_filter *f, evf_row_cb cb, void *user);
+	int (*count)(evf_store *s, const evf_filter *f, int64_t *out);
+	int (*stats)(evf_store *s, evf_stats *out);
+	/* f->states is already restricted to the action's states. */
+	int (*act)(evf_store *s, evf_action a, const evf_filter *f, int arg,
+	           bool dry_run, int64_t *affected);
+} evf_store_ops;
+
+struct evf_store {
+	const evf_store_ops *ops;
+	const evf_options *opts; /* owned by the evf_db */
+	const char *table;       /* validated identifier, owned by the evf_db */
+};
+
+int evfi_sqlite_open(evf_store **out, const char *path, const evf_options *o,
+                     const char *table);
+int evfi_sqlite_wrap(evf_store **out, struct sqlite3 *conn,
+                     const evf_options *o, const char *table);
+#ifdef HAVE_LIBPQ
+int evfi_pg_open(evf_store **out, const char *conninfo, const evf_options *o,
+                 const char *table);
+#endif
+
+#endif

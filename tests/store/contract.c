@@ -1,0 +1,866 @@
+/*
+ * contract.c - what every storage backend must do, tested through the
+ * public API (and the store vtable where a test needs a second, stale
+ * worker).  Run by contract_sqlite.c, and by contract_pg.c on PostgreSQL.
+ */
+#include "contract.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const contract_backend *contract;
+
+evf_db *contract_db(evf_options *o)
+{
+	evf_options d = EVF_OPTIONS_INIT;
+	if (!o) {
+		o = &d;
+		o->backoff_base_ms = 1;
+		o->backoff_max_ms = 2;
+	}
+	evf_db *db = NULL;
+	int rc = contract->open_fresh(&db, o);
+	if (rc)
+		fail_msg("opening a fresh %s database: %s", contract->name, evf_error_last());
+	return db;
+}
+
+static int64_t emit(evf_db *db, const char *type, const char *json)
+{
+	evf_emit_result r;
+	EVF_OK_OR_FAIL(evf_emit(db, type, json, NULL, &r));
+	assert_false(r.duplicate);
+	return r.id;
+}
+
+static evf_event *get(evf_db *db, int64_t id)
+{
+	evf_event *ev = NULL;
+	EVF_OK_OR_FAIL(evf_get(db, id, &ev));
+	return ev;
+}
+
+static int get_attempts(evf_db *db, int64_t id)
+{
+	evf_event *ev = get(db, id);
+	int a = ev->attempts;
+	evf_event_free(ev);
+	return a;
+}
+
+static int collect(const evf_event *ev, void *user);
+
+static evf_state state_of(evf_db *db, int64_t id)
+{
+	evf_event *ev = get(db, id);
+	evf_state s = ev->state;
+	evf_event_free(ev);
+	return s;
+}
+
+static int64_t count_state(evf_db *db, evf_state s)
+{
+	evf_filter f = EVF_FILTER_INIT;
+	int64_t n = -1;
+	f.states = 1u << s;
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	return n;
+}
+
+/* Claim through the store as a named worker, as a second process would. */
+static size_t claim(evf_db *db, const char *worker, int limit, int64_t lock_ms,
+                    evf_event ***out)
+{
+	evf_claim c = { .worker_id = worker, .limit = limit, .lock_ms = lock_ms };
+	size_t n = 0;
+	EVF_OK_OR_FAIL(db->store->ops->claim(db->store, &c, out, &n));
+	return n;
+}
+
+static void free_events(evf_event **evs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		evf_event_free(evs[i]);
+	free(evs);
+}
+
+/* ---- schema and emit ---------------------------------------------------- */
+
+static void test_init_idempotent(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	EVF_OK_OR_FAIL(evf_init(db));
+	assert_int_equal(evf_schema_extended(db), 1);
+	evf_close(db);
+}
+
+static void test_emit_roundtrip(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	evf_emit_options o = EVF_EMIT_OPTIONS_INIT;
+	o.priority = 3;
+	o.correlation_id = "corr-1";
+	o.key = "k1";
+	o.max_attempts = 7;
+	evf_emit_result r;
+	evf_time before = evf_now();
+	EVF_OK_OR_FAIL(evf_emit(db, "order.created", "{\"n\": 1, \"s\": \"\\u00e9t\\u00e9\"}", &o, &r));
+	evf_event *ev = get(db, r.id);
+	assert_string_equal(ev->type, "order.created");
+	char *pj = evf_event_to_json(ev, false);
+	assert_non_null(strstr(pj, "\"n\":1"));
+	free(pj);
+	assert_int_equal(ev->priority, 3);
+	assert_string_equal(ev->correlation_id, "corr-1");
+	assert_string_equal(ev->idempotency_key, "k1");
+	assert_int_equal(ev->max_attempts, 7);
+	assert_int_equal(ev->attempts, 0);
+	assert_int_equal(ev->state, EVF_STATE_PENDING);
+	assert_true(ev->date >= before - 1000000 && ev->date <= evf_now() + 1000000);
+	assert_false(ev->processed);
+	evf_event_free(ev);
+
+	/* defaults */
+	int64_t id = emit(db, "plain", NULL);
+	ev = get(db, id);
+	assert_string_equal(ev->parameters, "{}");
+	assert_int_equal(ev->max_attempts, 5);
+	assert_null(ev->correlation_id);
+	evf_event_free(ev);
+	evf_close(db);
+}
+
+static void test_emit_invalid_json_writes_nothing(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	assert_int_equal(evf_emit(db, "t", "{bad", NULL, NULL), EVF_EINVAL);
+	assert_non_null(strstr(evf_error_last(), "JSON"));
+	assert_int_equal(evf_emit(db, "", "{}", NULL, NULL), EVF_EINVAL);
+	evf_emit_item items[3] = {
+		{ "a", "{}", EVF_EMIT_OPTIONS_INIT },
+		{ "b", "[1,2]", EVF_EMIT_OPTIONS_INIT },
+		{ "c", "nope", EVF_EMIT_OPTIONS_INIT },
+	};
+	assert_int_equal(evf_emit_batch(db, items, 3, NULL), EVF_EINVAL);
+	evf_filter f = EVF_FILTER_INIT;
+	int64_t n = -1;
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 0);
+	evf_close(db);
+}
+
+static void test_idempotency(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	evf_emit_options o = EVF_EMIT_OPTIONS_INIT;
+	evf_emit_result a, b, c;
+	o.key = "order-42";
+	EVF_OK_OR_FAIL(evf_emit(db, "order.created", "{}", &o, &a));
+	EVF_OK_OR_FAIL(evf_emit(db, "order.created", "{\"other\":true}", &o, &b));
+	EVF_OK_OR_FAIL(evf_emit(db, "order.paid", "{}", &o, &c));
+	assert_false(a.duplicate);
+	assert_true(b.duplicate);
+	assert_int_equal(a.id, b.id);
+	assert_false(c.duplicate);
+	assert_true(c.id != a.id);
+	/* a duplicate inside a batch reports the first */
+	evf_emit_item items[2] = { { "x", "{}", EVF_EMIT_OPTIONS_INIT }, { "x", "{}", EVF_EMIT_OPTIONS_INIT } };
+	items[0].opts.key = items[1].opts.key = "same";
+	evf_emit_result r[2];
+	EVF_OK_OR_FAIL(evf_emit_batch(db, items, 2, r));
+	assert_false(r[0].duplicate);
+	assert_true(r[1].duplicate);
+	assert_int_equal(r[0].id, r[1].id);
+	evf_filter f = EVF_FILTER_INIT;
+	int64_t n;
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 3);
+	evf_close(db);
+}
+
+static void test_claim_order_and_schedule(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	evf_emit_options o = EVF_EMIT_OPTIONS_INIT;
+	o.priority = 5;
+	evf_emit_result low, later;
+	EVF_OK_OR_FAIL(evf_emit(db, "t", "{}", &o, &low));
+	int64_t first = emit(db, "t", "{}");
+	int64_t second = emit(db, "t", "{}");
+	o.priority = 0;
+	o.delay_ms = 3600 * 1000;
+	EVF_OK_OR_FAIL(evf_emit(db, "t", "{}", &o, &later));
+	evf_emit_options urgent = EVF_EMIT_OPTIONS_INIT;
+	urgent.priority = -1;
+	evf_emit_result u;
+	EVF_OK_OR_FAIL(evf_emit(db, "t", "{}", &urgent, &u));
+
+	assert_int_equal(state_of(db, later.id), EVF_STATE_SCHEDULED);
+	evf_event **evs;
+	size_t n = claim(db, "w1", 10, 60000, &evs);
+	assert_int_equal(n, 4);
+	assert_int_equal(evs[0]->id, u.id);
+	assert_int_equal(evs[1]->id, first);
+	assert_int_equal(evs[2]->id, second);
+	assert_int_equal(evs[3]->id, low.id);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(evs[i]->attempts, 1);
+		assert_string_equal(evs[i]->locked_by, "w1");
+		assert_int_equal(evs[i]->state, EVF_STATE_RUNNING);
+	}
+	free_events(evs, n);
+	assert_int_equal(count_state(db, EVF_STATE_RUNNING), 4);
+	/* nothing else is ready: the scheduled one waits */
+	assert_int_equal(claim(db, "w2", 10, 60000, &evs), 0);
+	free(evs);
+	evf_close(db);
+}
+
+/* ---- leases -------------------------------------------------------------- */
+
+static void test_complete_and_stale_worker(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	evf_store *s = db->store;
+	int64_t id = emit(db, "t", "{}");
+	evf_event **evs;
+	assert_int_equal(claim(db, "stale", 1, 30, &evs), 1);
+	evf_lease old = { evs[0]->id, evs[0]->attempts };
+	free_events(evs, 1);
+	tu_sleep_ms(80);
+	assert_int_equal(state_of(db, id), EVF_STATE_STUCK);
+	assert_int_equal(count_state(db, EVF_STATE_STUCK), 1);
+
+	/* another worker reclaims; the attempt counts */
+	assert_int_equal(claim(db, "fresh", 1, 60000, &evs), 1);
+	assert_int_equal(evs[0]->attempts, 2);
+	evf_lease cur = { evs[0]->id, evs[0]->attempts };
+	free_events(evs, 1);
+
+	/* the stale worker can neither complete nor fail nor extend it */
+	bool applied = true;
+	EVF_OK_OR_FAIL(s->ops->complete(s, "stale", &old, 1, &applied));
+	assert_false(applied);
+	evf_failure_rec fr = { old, "late", "E", false, evf_now() };
+	applied = true;
+	EVF_OK_OR_FAIL(s->ops->fail_batch(s, "stale", &fr, 1, &applied));
+	assert_false(applied);
+	evf_event *ev = get(db, id);
+	assert_int_equal(ev->state, EVF_STATE_RUNNING);
+	assert_string_equal(ev->locked_by, "fresh");
+	assert_false(ev->error);
+	evf_event_free(ev);
+	/* even with the right name, an older attempt is not the lease */
+	EVF_OK_OR_FAIL(s->ops->complete(s, "fresh", &old, 1, &applied));
+	assert_false(applied);
+
+	EVF_OK_OR_FAIL(s->ops->complete(s, "fresh", &cur, 1, &applied));
+	assert_true(applied);
+	ev = get(db, id);
+	assert_int_equal(ev->state, EVF_STATE_DONE);
+	assert_true(ev->processed_at > 0);
+	assert_null(ev->locked_by);
+	evf_event_free(ev);
+	evf_close(db);
+}
+
+static void test_extend_and_release(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	evf_store *s = db->store;
+	int64_t id = emit(db, "t", "{}");
+	evf_event **evs;
+	assert_int_equal(claim(db, "w", 1, 50, &evs), 1);
+	evf_lease l = { evs[0]->id, evs[0]->attempts };
+	free_events(evs, 1);
+	EVF_OK_OR_FAIL(s->ops->extend(s, "w", &l, 1, 60000));
+	tu_sleep_ms(100);
+	assert_int_equal(state_of(db, id), EVF_STATE_RUNNING);
+	EVF_OK_OR_FAIL(s->ops->release(s, "w", &l, 1));
+	evf_event *ev = get(db, id);
+	assert_int_equal(ev->state, EVF_STATE_PENDING);
+	assert_int_equal(ev->attempts, 0);
+	assert_null(ev->locked_by);
+	evf_event_free(ev);
+	evf_close(db);
+}
+
+/* ---- the worker ------------------------------------------------------------ */
+
+typedef struct seen {
+	int calls, batch_calls, batch_size, processed_cb, failed_cb;
+	int64_t ids[64];
+} seen;
+
+static int h_ok(evf_job *job, const evf_event *ev, void *user)
+{
+	(void)job;
+	seen *s = user;
+	if (s->calls < 64)
+		s->ids[s->calls] = ev->id;
+	s->calls++;
+	return 0;
+}
+
+static int h_retry(evf_job *job, const evf_event *ev, void *user)
+{
+	(void)ev;
+	((seen *)user)->calls++;
+	return evf_job_fail(job, 0, "E_SOON", true, "try again %d", 42), -1;
+}
+
+static int h_fatal(evf_job *job, const evf_event *ev, void *user)
+{
+	(void)ev;
+	((seen *)user)->calls++;
+	evf_job_fail(job, 0, "E_BAD", false, "bad input");
+	return -1;
+}
+
+static int h_plain_fail(evf_job *job, const evf_event *ev, void *user)
+{
+	(void)job;
+	(void)ev;
+	((seen *)user)->calls++;
+	return 1;
+}
+
+static int h_batch(evf_job *job, const evf_event *const *evs, size_t n, void *user)
+{
+	seen *s = user;
+	s->batch_calls++;
+	s->batch_size = (int)n;
+	for (size_t i = 0; i < n; i++)
+		if (strstr(evs[i]->parameters, "\"fail\""))
+			evf_job_fail(job, i, "E_ONE", true, "this one failed");
+	return 0;
+}
+
+static bool when_not_skip(const evf_event *ev, void *user)
+{
+	(void)user;
+	return strstr(ev->parameters, "skip") == NULL;
+}
+
+static int h_parent(evf_job *job, const evf_event *ev, void *user)
+{
+	(void)ev;
+	(void)user;
+	return evf_job_emit(job, "child", "{}", NULL, NULL);
+}
+
+static void cb_processed(const evf_outcome *o, void *user)
+{
+	(void)o;
+	((seen *)user)->processed_cb++;
+}
+
+static void cb_failed(const evf_outcome *o, void *user)
+{
+	(void)o;
+	((seen *)user)->failed_cb++;
+}
+
+static evf_worker *worker(evf_db *db, evf_worker_options *o)
+{
+	evf_worker *w = NULL;
+	evf_worker_options d = EVF_WORKER_OPTIONS_INIT;
+	EVF_OK_OR_FAIL(evf_worker_new(&w, db, o ? o : &d));
+	return w;
+}
+
+static void test_worker_outcomes(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	seen ok = { 0 }, retry = { 0 }, fatal = { 0 }, plain = { 0 }, cbs = { 0 };
+	int64_t a = emit(db, "ok", "{}");
+	int64_t b = emit(db, "retry", "{}");
+	int64_t c = emit(db, "fatal", "{}");
+	int64_t d = emit(db, "plain", "{}");
+	evf_worker_options wo = EVF_WORKER_OPTIONS_INIT;
+	wo.once = true;
+	wo.on_processed = cb_processed;
+	wo.on_failed = cb_failed;
+	wo.callback_user = &cbs;
+	evf_worker *w = worker(db, &wo);
+	evf_handler_options ho = EVF_HANDLER_OPTIONS_INIT;
+	ho.user = &ok;
+	EVF_OK_OR_FAIL(evf_register(w, "ok", h_ok, &ho));
+	ho.user = &retry;
+	EVF_OK_OR_FAIL(evf_register(w, "retry", h_retry, &ho));
+	ho.user = &fatal;
+	EVF_OK_OR_FAIL(evf_register(w, "fatal", h_fatal, &ho));
+	ho.user = &plain;
+	EVF_OK_OR_FAIL(evf_register(w, "plain", h_plain_fail, &ho));
+	assert_int_equal(evf_register(w, "ok", h_ok, NULL), EVF_EINVAL);
+	size_t n;
+	EVF_OK_OR_FAIL(evf_worker_step(w, &n));
+	assert_int_equal(n, 4);
+
+	evf_event *ev = get(db, a);
+	assert_int_equal(ev->state, EVF_STATE_DONE);
+	evf_event_free(ev);
+	ev = get(db, b);
+	assert_true(ev->error);
+	assert_false(ev->dead);
+	assert_string_equal(ev->error_message, "try again 42");
+	assert_string_equal(ev->error_code, "E_SOON");
+	assert_true(ev->last_error_at > 0);
+	assert_int_equal(ev->attempts, 1);
+	assert_true(ev->state == EVF_STATE_FAILED);
+	evf_event_free(ev);
+	ev = get(db, c);
+	assert_int_equal(ev->state, EVF_STATE_DEAD);
+	assert_string_equal(ev->error_code, "E_BAD");
+	evf_event_free(ev);
+	ev = get(db, d);
+	assert_int_equal(ev->state, EVF_STATE_FAILED);
+	assert_non_null(ev->error_message);
+	evf_event_free(ev);
+	assert_int_equal(cbs.processed_cb, 1);
+	assert_int_equal(cbs.failed_cb, 3);
+
+	/* retries until exhausted (max 5), then dead */
+	for (int i = 0; i < 10; i++) {
+		tu_sleep_ms(5);
+		EVF_OK_OR_FAIL(evf_worker_step(w, &n));
+	}
+	ev = get(db, b);
+	assert_int_equal(ev->attempts, 5);
+	assert_int_equal(ev->state, EVF_STATE_DEAD);
+	evf_event_free(ev);
+	assert_int_equal(retry.calls, 5);
+	assert_int_equal(fatal.calls, 1);
+	evf_worker_counters wc;
+	evf_worker_counters_get(w, &wc);
+	assert_int_equal(wc.processed, 1);
+	assert_int_equal(wc.dead, 3);
+	evf_worker_free(w);
+	evf_close(db);
+}
+
+static void test_worker_batch_when_and_correlation(void **state)
+{
+	(void)state;
+	evf_options slow = EVF_OPTIONS_INIT;
+	slow.backoff_base_ms = 60000; /* the failed one must not come back in this run */
+	evf_db *db = contract_db(&slow);
+	seen bs = { 0 }, ws = { 0 };
+	for (int i = 0; i < 5; i++)
+		emit(db, "bulk", i == 2 ? "{\"fail\":1}" : "{}");
+	int64_t skip = emit(db, "maybe", "{\"skip\":true}");
+	int64_t run = emit(db, "maybe", "{}");
+	evf_emit_options o = EVF_EMIT_OPTIONS_INIT;
+	o.correlation_id = "chain-7";
+	evf_emit_result parent;
+	EVF_OK_OR_FAIL(evf_emit(db, "parent", "{}", &o, &parent));
+
+	evf_worker_options wo = EVF_WORKER_OPTIONS_INIT;
+	wo.once = true;
+	evf_worker *w = worker(db, &wo);
+	evf_handler_options ho = EVF_HANDLER_OPTIONS_INIT;
+	ho.user = &bs;
+	EVF_OK_OR_FAIL(evf_register_batch(w, "bulk", h_batch, &ho));
+	ho.user = &ws;
+	ho.when = when_not_skip;
+	EVF_OK_OR_FAIL(evf_register(w, "maybe", h_ok, &ho));
+	EVF_OK_OR_FAIL(evf_register(w, "parent", h_parent, NULL));
+	EVF_OK_OR_FAIL(evf_worker_run(w));
+	assert_int_equal(bs.batch_calls, 1);
+	assert_int_equal(bs.batch_size, 5);
+	assert_int_equal(count_state(db, EVF_STATE_FAILED), 1);
+	assert_int_equal(ws.calls, 1);
+	assert_int_equal(ws.ids[0], run);
+	assert_int_equal(state_of(db, skip), EVF_STATE_DONE);
+	evf_worker_counters wc;
+	evf_worker_counters_get(w, &wc);
+	assert_int_equal(wc.skipped, 1);
+
+	evf_filter f = EVF_FILTER_INIT;
+	f.correlation_id = "chain-7";
+	int64_t n;
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 2); /* the parent and the child it emitted */
+	f.correlation_id = NULL;
+	f.type = "child";
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 1);
+	evf_worker_free(w);
+	evf_close(db);
+}
+
+static void test_worker_selection_options(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	seen s = { 0 };
+	for (int i = 0; i < 6; i++)
+		emit(db, i % 2 ? "a" : "b", "{}");
+	evf_worker_options wo = EVF_WORKER_OPTIONS_INIT;
+	const char *types[] = { "a" };
+	wo.types = types;
+	wo.ntypes = 1;
+	wo.once = true;
+	wo.limit = 2;
+	evf_worker *w = worker(db, &wo);
+	evf_handler_options ho = EVF_HANDLER_OPTIONS_INIT;
+	ho.user = &s;
+	EVF_OK_OR_FAIL(evf_register(w, "*", h_ok, &ho));
+	EVF_OK_OR_FAIL(evf_worker_run(w));
+	assert_int_equal(s.calls, 2);
+	evf_worker_free(w);
+
+	/* only_errors: just the events whose last attempt failed */
+	wo = (evf_worker_options)EVF_WORKER_OPTIONS_INIT;
+	wo.once = true;
+	w = worker(db, &wo);
+	seen f = { 0 };
+	ho.user = &f;
+	EVF_OK_OR_FAIL(evf_register(w, "b", h_plain_fail, &ho));
+	wo.only_errors = true;
+	EVF_OK_OR_FAIL(evf_worker_step(w, NULL)); /* fails the three b's */
+	evf_worker_free(w);
+	assert_int_equal(count_state(db, EVF_STATE_FAILED), 3);
+	tu_sleep_ms(5);
+	w = worker(db, &wo);
+	seen s2 = { 0 };
+	ho.user = &s2;
+	EVF_OK_OR_FAIL(evf_register(w, "*", h_ok, &ho));
+	EVF_OK_OR_FAIL(evf_worker_run(w));
+	assert_int_equal(s2.calls, 3); /* the a's still pending were left alone */
+	evf_worker_free(w);
+	assert_int_equal(count_state(db, EVF_STATE_PENDING), 1);
+
+	/* older_than: nothing is an hour old */
+	wo = (evf_worker_options)EVF_WORKER_OPTIONS_INIT;
+	wo.once = true;
+	wo.older_than_ms = 3600 * 1000;
+	w = worker(db, &wo);
+	seen s3 = { 0 };
+	ho.user = &s3;
+	EVF_OK_OR_FAIL(evf_register(w, "*", h_ok, &ho));
+	EVF_OK_OR_FAIL(evf_worker_run(w));
+	assert_int_equal(s3.calls, 0);
+	evf_worker_free(w);
+
+	/* a type with no handler in --types is an error */
+	wo = (evf_worker_options)EVF_WORKER_OPTIONS_INIT;
+	const char *nope[] = { "zzz" };
+	wo.types = nope;
+	wo.ntypes = 1;
+	w = worker(db, &wo);
+	EVF_OK_OR_FAIL(evf_register(w, "a", h_ok, &ho));
+	assert_int_equal(evf_worker_step(w, NULL), EVF_EINVAL);
+	evf_worker_free(w);
+	evf_close(db);
+}
+
+static void test_worker_max_attempts_and_requeue_errors(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	int64_t id = emit(db, "x", "{}");
+	evf_worker_options wo = EVF_WORKER_OPTIONS_INIT;
+	wo.once = true;
+	wo.max_attempts = 1; /* override: dead after the first failure */
+	evf_worker *w = worker(db, &wo);
+	seen s = { 0 };
+	evf_handler_options ho = EVF_HANDLER_OPTIONS_INIT;
+	ho.user = &s;
+	EVF_OK_OR_FAIL(evf_register(w, "x", h_plain_fail, &ho));
+	EVF_OK_OR_FAIL(evf_worker_run(w));
+	evf_worker_free(w);
+	assert_int_equal(state_of(db, id), EVF_STATE_DEAD);
+
+	wo = (evf_worker_options)EVF_WORKER_OPTIONS_INIT;
+	wo.once = true;
+	wo.requeue_errors = true;
+	w = worker(db, &wo);
+	seen ok = { 0 };
+	ho.user = &ok;
+	EVF_OK_OR_FAIL(evf_register(w, "x", h_ok, &ho));
+	EVF_OK_OR_FAIL(evf_worker_run(w));
+	evf_worker_free(w);
+	assert_int_equal(ok.calls, 1);
+	evf_event *ev = get(db, id);
+	assert_int_equal(ev->state, EVF_STATE_DONE);
+	assert_int_equal(ev->attempts, 1);
+	evf_event_free(ev);
+	evf_close(db);
+}
+
+/* stops the worker from inside its first handler, like SIGTERM would */
+static int stopper(evf_job *job, const evf_event *ev, void *user)
+{
+	(void)job;
+	(void)ev;
+	evf_worker_stop(user);
+	return 0;
+}
+
+static void test_worker_stop_releases_unstarted(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	for (int i = 0; i < 5; i++)
+		emit(db, "x", "{}");
+	evf_worker *w = worker(db, NULL);
+	evf_handler_options ho = EVF_HANDLER_OPTIONS_INIT;
+	ho.user = w;
+	EVF_OK_OR_FAIL(evf_register(w, "x", stopper, &ho));
+	size_t n;
+	EVF_OK_OR_FAIL(evf_worker_step(w, &n));
+	assert_int_equal(n, 5);
+	assert_int_equal(count_state(db, EVF_STATE_DONE), 1);
+	assert_int_equal(count_state(db, EVF_STATE_PENDING), 4);
+	evf_filter f = EVF_FILTER_INIT;
+	f.states = 1u << EVF_STATE_PENDING;
+	int64_t attempts_left = 0;
+	int64_t got[8] = { 0 };
+	EVF_OK_OR_FAIL(evf_query(db, &f, collect, got));
+	for (int64_t i = 1; i <= got[0]; i++)
+		attempts_left += get_attempts(db, got[i]);
+	assert_int_equal(attempts_left, 0); /* released claims do not count */
+	evf_worker_free(w);
+	evf_close(db);
+}
+
+/* ---- queries and actions ------------------------------------------------------ */
+
+static int collect(const evf_event *ev, void *user)
+{
+	int64_t *ids = user;
+	ids[++ids[0]] = ev->id;
+	return 0;
+}
+
+static void test_query_filters(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	int64_t ids[8];
+	const char *types[] = { "order.created", "order.paid", "mail.sent", "order.created" };
+	for (int i = 0; i < 4; i++) {
+		evf_emit_options o = EVF_EMIT_OPTIONS_INIT;
+		o.correlation_id = i < 2 ? "c1" : NULL;
+		evf_emit_result r;
+		EVF_OK_OR_FAIL(evf_emit(db, types[i], i == 3 ? "{\"needle\":\"haystack\"}" : "{}", &o, &r));
+		ids[i] = r.id;
+	}
+	int64_t got[16] = { 0 };
+	evf_filter f = EVF_FILTER_INIT;
+	f.type = "order.*";
+	EVF_OK_OR_FAIL(evf_query(db, &f, collect, got));
+	assert_int_equal(got[0], 3);
+	assert_int_equal(got[1], ids[0]);
+	assert_int_equal(got[3], ids[3]);
+
+	memset(got, 0, sizeof got);
+	f = (evf_filter)EVF_FILTER_INIT;
+	f.text = "needle";
+	EVF_OK_OR_FAIL(evf_query(db, &f, collect, got));
+	assert_int_equal(got[0], 1);
+	assert_int_equal(got[1], ids[3]);
+
+	memset(got, 0, sizeof got);
+	f = (evf_filter)EVF_FILTER_INIT;
+	f.descending = true;
+	f.limit = 2;
+	EVF_OK_OR_FAIL(evf_query(db, &f, collect, got));
+	assert_int_equal(got[0], 2);
+	assert_int_equal(got[1], ids[3]);
+	assert_int_equal(got[2], ids[2]);
+	memset(got, 0, sizeof got);
+	f.after_id = ids[2];
+	EVF_OK_OR_FAIL(evf_query(db, &f, collect, got));
+	assert_int_equal(got[0], 2);
+	assert_int_equal(got[1], ids[1]);
+
+	int64_t n;
+	f = (evf_filter)EVF_FILTER_INIT;
+	f.since = evf_now() + 3600LL * 1000000;
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 0);
+	f.since = 0;
+	f.until = evf_now() + 3600LL * 1000000;
+	f.ids = ids;
+	f.nids = 2;
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 2);
+	f = (evf_filter)EVF_FILTER_INIT;
+	f.correlation_id = "c1";
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 2);
+	f = (evf_filter)EVF_FILTER_INIT;
+	f.type = "mail.sent";
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 1);
+
+	evf_event *ev = NULL;
+	assert_int_equal(evf_get(db, 999999, &ev), EVF_ENOTFOUND);
+	assert_null(ev);
+
+	evf_stats *st;
+	EVF_OK_OR_FAIL(evf_stats_get(db, &st));
+	assert_int_equal(st->total, 4);
+	assert_int_equal(st->counts[EVF_STATE_PENDING], 4);
+	assert_int_equal(st->ntypes, 3);
+	assert_string_equal(st->types[0].type, "mail.sent");
+	assert_string_equal(st->types[1].type, "order.created");
+	assert_int_equal(st->types[1].counts[EVF_STATE_PENDING], 2);
+	evf_stats_free(st);
+	evf_close(db);
+}
+
+static void test_actions(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	int64_t a = emit(db, "t", "{}"), b = emit(db, "t", "{}"), c = emit(db, "t", "{}");
+	int64_t running = emit(db, "u", "{}");
+	evf_event **evs;
+	evf_claim cl = { .worker_id = "w", .limit = 1, .lock_ms = 60000, .types = (const char *[]){ "u" }, .ntypes = 1 };
+	size_t n;
+	EVF_OK_OR_FAIL(db->store->ops->claim(db->store, &cl, &evs, &n));
+	assert_int_equal(n, 1);
+	free_events(evs, n);
+
+	evf_filter f = EVF_FILTER_INIT;
+	int64_t affected = -1;
+	assert_int_equal(evf_act(db, EVF_ACTION_DEAD_LETTER, &f, 0, false, &affected), EVF_EREFUSED);
+	f.ids = &a;
+	f.nids = 1;
+	EVF_OK_OR_FAIL(evf_act(db, EVF_ACTION_DEAD_LETTER, &f, 0, true, &affected));
+	assert_int_equal(affected, 1);
+	assert_int_equal(state_of(db, a), EVF_STATE_PENDING); /* dry run */
+	EVF_OK_OR_FAIL(evf_act(db, EVF_ACTION_DEAD_LETTER, &f, 0, false, &affected));
+	assert_int_equal(affected, 1);
+	assert_int_equal(state_of(db, a), EVF_STATE_DEAD);
+	/* dead-lettering it again touches nothing */
+	EVF_OK_OR_FAIL(evf_act(db, EVF_ACTION_DEAD_LETTER, &f, 0, false, &affected));
+	assert_int_equal(affected, 0);
+
+	f.ids = &b;
+	EVF_OK_OR_FAIL(evf_act(db, EVF_ACTION_MARK_PROCESSED, &f, 0, false, &affected));
+	assert_int_equal(state_of(db, b), EVF_STATE_DONE);
+
+	f = (evf_filter)EVF_FILTER_INIT;
+	f.all = true;
+	EVF_OK_OR_FAIL(evf_act(db, EVF_ACTION_SET_MAX_ATTEMPTS, &f, 9, false, &affected));
+	assert_int_equal(affected, 2); /* a (dead) and c (pending); not done, not running */
+	evf_event *ev = get(db, c);
+	assert_int_equal(ev->max_attempts, 9);
+	evf_event_free(ev);
+	assert_int_equal(evf_act(db, EVF_ACTION_SET_MAX_ATTEMPTS, &f, 0, false, &affected), EVF_EINVAL);
+
+	f = (evf_filter)EVF_FILTER_INIT;
+	f.states = (1u << EVF_STATE_DEAD) | (1u << EVF_STATE_DONE) | (1u << EVF_STATE_RUNNING);
+	EVF_OK_OR_FAIL(evf_act(db, EVF_ACTION_REQUEUE, &f, 0, false, &affected));
+	assert_int_equal(affected, 2); /* never the running one */
+	assert_int_equal(state_of(db, a), EVF_STATE_PENDING);
+	assert_int_equal(state_of(db, b), EVF_STATE_PENDING);
+	assert_int_equal(state_of(db, running), EVF_STATE_RUNNING);
+	ev = get(db, a);
+	assert_int_equal(ev->attempts, 0);
+	assert_false(ev->dead);
+	evf_event_free(ev);
+	evf_close(db);
+}
+
+static void test_state_rule_sql_matches_c(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	/* make one event in each reachable state */
+	emit(db, "p", "{}");
+	evf_emit_options later = EVF_EMIT_OPTIONS_INIT;
+	later.delay_ms = 3600000;
+	EVF_OK_OR_FAIL(evf_emit(db, "s", "{}", &later, NULL));
+	for (int i = 0; i < 3; i++)
+		emit(db, "r", "{}");
+	evf_event **evs;
+	evf_claim cl = { .worker_id = "w", .limit = 3, .lock_ms = 60000, .types = (const char *[]){ "r" }, .ntypes = 1 };
+	size_t n;
+	EVF_OK_OR_FAIL(db->store->ops->claim(db->store, &cl, &evs, &n));
+	evf_lease l[3];
+	for (size_t i = 0; i < n; i++)
+		l[i] = (evf_lease){ evs[i]->id, evs[i]->attempts };
+	free_events(evs, n);
+	evf_failure_rec fr[2] = { { l[0], "m", NULL, false, evf_now() + 3600000000LL },
+	                          { l[1], "m", NULL, true, 0 } };
+	bool ap[2];
+	EVF_OK_OR_FAIL(db->store->ops->fail_batch(db->store, "w", fr, 2, ap));
+	/* l[2] stays running; a stuck one and a done one */
+	emit(db, "k", "{}");
+	emit(db, "d", "{}");
+	cl.types = (const char *[]){ "k" };
+	cl.lock_ms = 1;
+	cl.limit = 1;
+	EVF_OK_OR_FAIL(db->store->ops->claim(db->store, &cl, &evs, &n));
+	free_events(evs, n);
+	cl.types = (const char *[]){ "d" };
+	cl.lock_ms = 60000;
+	EVF_OK_OR_FAIL(db->store->ops->claim(db->store, &cl, &evs, &n));
+	evf_lease ld = { evs[0]->id, evs[0]->attempts };
+	free_events(evs, n);
+	bool one;
+	EVF_OK_OR_FAIL(db->store->ops->complete(db->store, "w", &ld, 1, &one));
+	tu_sleep_ms(20);
+
+	/* every state has exactly one event, by SQL and by C */
+	int64_t per_c[EVF_STATE__COUNT] = { 0 };
+	int64_t all[32] = { 0 };
+	evf_filter f = EVF_FILTER_INIT;
+	EVF_OK_OR_FAIL(evf_query(db, &f, collect, all));
+	for (int64_t i = 1; i <= all[0]; i++)
+		per_c[state_of(db, all[i])]++;
+	for (int s = 0; s < EVF_STATE__COUNT; s++) {
+		assert_int_equal(count_state(db, (evf_state)s), 1);
+		assert_int_equal(per_c[s], 1);
+	}
+	evf_stats *st;
+	EVF_OK_OR_FAIL(evf_stats_get(db, &st));
+	for (int s = 0; s < EVF_STATE__COUNT; s++)
+		assert_int_equal(st->counts[s], 1);
+	evf_stats_free(st);
+	evf_close(db);
+}
+
+int contract_run(const contract_backend *b)
+{
+	contract = b;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_init_idempotent),
+		cmocka_unit_test(test_emit_roundtrip),
+		cmocka_unit_test(test_emit_invalid_json_writes_nothing),
+		cmocka_unit_test(test_idempotency),
+		cmocka_unit_test(test_claim_order_and_schedule),
+		cmocka_unit_test(test_complete_and_stale_worker),
+		cmocka_unit_test(test_extend_and_release),
+		cmocka_unit_test(test_worker_outcomes),
+		cmocka_unit_test(test_worker_batch_when_and_correlation),
+		cmocka_unit_test(test_worker_selection_options),
+		cmocka_unit_test(test_worker_max_attempts_and_requeue_errors),
+		cmocka_unit_test(test_worker_stop_releases_unstarted),
+		cmocka_unit_test(test_query_filters),
+		cmocka_unit_test(test_actions),
+		cmocka_unit_test(test_state_rule_sql_matches_c),
+	};
+	char group[64];
+	snprintf(group, sizeof group, "contract/%s", b->name);
+	int failed = _cmocka_run_group_tests(group, tests, sizeof tests / sizeof tests[0], NULL, NULL);
+	if (b->extra && b->nextra) {
+		snprintf(group, sizeof group, "%s/specific", b->name);
+		failed += _cmocka_run_group_tests(group, b->extra, b->nextra, NULL, NULL);
+	}
+	return failed ? 1 : 0;
+}

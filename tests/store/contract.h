@@ -1,0 +1,24 @@
+/* contract.h - the backend contract suite, written once and run unchanged
+ * against every backend.  A backend's runner supplies a way to open a
+ * fresh, initialised, empty event table. */
+#ifndef EVF_CONTRACT_H
+#define EVF_CONTRACT_H
+
+#include "testutil.h"
+
+typedef struct contract_backend {
+	const char *name;
+	/* Open a fresh empty table with these options and evf_init() it. */
+	int (*open_fresh)(evf_db **out, evf_options *opts);
+	/* Extra backend-specific tests, may be NULL. */
+	const struct CMUnitTest *extra;
+	size_t nextra;
+} contract_backend;
+
+extern const contract_backend *contract;
+
+/* Open a fresh db with test-friendly defaults (fast backoff). */
+evf_db *contract_db(evf_options *opts_or_null);
+int contract_run(const contract_backend *b);
+
+#endif

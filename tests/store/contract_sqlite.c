@@ -1,0 +1,134 @@
+/* contract_sqlite.c - the contract suite on SQLite files, plus what only
+ * SQLite has: emitting on the caller's own connection, and the guard
+ * against the planner trap. */
+#include "contract.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int open_fresh(evf_db **out, evf_options *o)
+{
+	char *path = tu_path("contract");
+	o->create = true;
+	int rc = evf_open(out, path, o);
+	free(path);
+	if (!rc)
+		rc = evf_init(*out);
+	return rc;
+}
+
+static void test_outbox_joins_callers_transaction(void **state)
+{
+	(void)state;
+	char *path = tu_path("outbox");
+	evf_options o = EVF_OPTIONS_INIT;
+	o.create = true;
+	evf_db *setup;
+	EVF_OK_OR_FAIL(evf_open(&setup, path, &o));
+	EVF_OK_OR_FAIL(evf_init(setup));
+	evf_close(setup);
+
+	sqlite3 *conn;
+	assert_int_equal(sqlite3_open(path, &conn), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(conn, "CREATE TABLE orders (id INTEGER PRIMARY KEY)", 0, 0, 0), SQLITE_OK);
+	evf_db *db;
+	EVF_OK_OR_FAIL(evf_open_sqlite(&db, conn, NULL));
+
+	/* rolled back together with the business row */
+	assert_int_equal(sqlite3_exec(conn, "BEGIN; INSERT INTO orders VALUES (1)", 0, 0, 0), SQLITE_OK);
+	EVF_OK_OR_FAIL(evf_emit(db, "order.created", "{\"id\":1}", NULL, NULL));
+	assert_int_equal(sqlite3_exec(conn, "ROLLBACK", 0, 0, 0), SQLITE_OK);
+	/* committed together */
+	assert_int_equal(sqlite3_exec(conn, "BEGIN; INSERT INTO orders VALUES (2)", 0, 0, 0), SQLITE_OK);
+	EVF_OK_OR_FAIL(evf_emit(db, "order.created", "{\"id\":2}", NULL, NULL));
+	/* a failed emit inside the transaction leaves the caller's work alone */
+	assert_int_equal(evf_emit(db, "order.created", "{oops", NULL, NULL), EVF_EINVAL);
+	assert_false(sqlite3_get_autocommit(conn));
+	assert_int_equal(sqlite3_exec(conn, "COMMIT", 0, 0, 0), SQLITE_OK);
+
+	evf_filter f = EVF_FILTER_INIT;
+	int64_t n;
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 1);
+	evf_close(db);
+	/* the connection is the caller's and still usable */
+	assert_int_equal(sqlite3_exec(conn, "SELECT 1", 0, 0, 0), SQLITE_OK);
+	sqlite3_close(conn);
+	free(path);
+}
+
+/* Statistics gathered while every row is pending make the planner prefer a
+ * table scan; the claim must keep using the ready-queue index. */
+static void test_claim_keeps_index_after_analyze(void **state)
+{
+	(void)state;
+	char *path = tu_path("analyze");
+	evf_options o = EVF_OPTIONS_INIT;
+	o.create = true;
+	evf_db *db;
+	EVF_OK_OR_FAIL(evf_open(&db, path, &o));
+	EVF_OK_OR_FAIL(evf_init(db));
+	evf_emit_item items[500];
+	for (int i = 0; i < 500; i++)
+		items[i] = (evf_emit_item){ "t", "{}", EVF_EMIT_OPTIONS_INIT };
+	EVF_OK_OR_FAIL(evf_emit_batch(db, items, 500, NULL));
+	sqlite3 *conn = NULL;
+	assert_int_equal(sqlite3_open(path, &conn), SQLITE_OK);
+	free(path);
+	assert_int_equal(sqlite3_exec(conn, "ANALYZE", 0, 0, 0), SQLITE_OK);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(conn,
+		"EXPLAIN QUERY PLAN SELECT id FROM evf_event INDEXED BY evf_event_ready "
+		"WHERE processed = 0 AND dead = 0 ORDER BY priority, not_before, id LIMIT 10",
+		-1, &st, NULL), SQLITE_OK);
+	bool uses_index = false;
+	while (sqlite3_step(st) == SQLITE_ROW)
+		if (strstr((const char *)sqlite3_column_text(st, 3), "evf_event_ready"))
+			uses_index = true;
+	sqlite3_finalize(st);
+	sqlite3_close(conn);
+	assert_true(uses_index);
+
+	evf_worker *w;
+	evf_worker_options wo = EVF_WORKER_OPTIONS_INIT;
+	wo.once = true;
+	EVF_OK_OR_FAIL(evf_worker_new(&w, db, &wo));
+	EVF_OK_OR_FAIL(evf_register_exec(w, "t", "true", 0));
+	size_t n;
+	EVF_OK_OR_FAIL(evf_worker_step(w, &n));
+	assert_int_equal(n, 100);
+	evf_worker_free(w);
+	evf_close(db);
+}
+
+static void test_missing_file_is_not_created(void **state)
+{
+	(void)state;
+	char *path = tu_path("missing");
+	evf_db *db = NULL;
+	assert_int_equal(evf_open(&db, path, NULL), EVF_ENOTFOUND);
+	assert_non_null(strstr(evf_error_last(), "does not exist"));
+	FILE *f = fopen(path, "r");
+	assert_null(f);
+	free(path);
+	assert_int_equal(evf_open(&db, "nosuch://x", NULL), EVF_EINVAL);
+	evf_options o = EVF_OPTIONS_INIT;
+	o.table = "bad;table";
+	assert_int_equal(evf_open(&db, ":memory:", &o), EVF_EINVAL);
+}
+
+static const struct CMUnitTest sqlite_tests[] = {
+	cmocka_unit_test(test_outbox_joins_callers_transaction),
+	cmocka_unit_test(test_claim_keeps_index_after_analyze),
+	cmocka_unit_test(test_missing_file_is_not_created),
+};
+
+int main(void)
+{
+	static const contract_backend b = {
+		"sqlite", open_fresh, sqlite_tests, sizeof sqlite_tests / sizeof sqlite_tests[0],
+	};
+	return contract_run(&b);
+}
