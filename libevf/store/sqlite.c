@@ -366,6 +366,27 @@ static int read_row(sqlite3_stmt *st, evf_event *ev, evf_time now)
 
 /* ---- emit -------------------------------------------------------------------- */
 
+/* The id of the event with this (type, key), or 0. */
+static int find_key(sq_store *s, const char *type, const char *key, int64_t *id)
+{
+	char sql[256];
+	sqlite3_stmt *st;
+	int rc;
+
+	*id = 0;
+	snprintf(sql, sizeof sql, "SELECT id FROM %s WHERE type = :type AND "
+	         "idempotency_key = :key", s->qt);
+	if ((rc = prepare(s, sql, &st)))
+		return rc;
+	bind_text(st, ":type", type);
+	bind_text(st, ":key", key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sq_err(s, rc, "looking up a key");
+}
+
 static int emit_one(sq_store *s, const evf_emit_item *it, evf_time now,
                     evf_emit_result *res)
 {
@@ -388,6 +409,15 @@ static int emit_one(sq_store *s, const evf_emit_item *it, evf_time now,
 		         "VALUES (:type, :params, :now, :key, :corr, :prio, :nb, :max) "
 		         "ON CONFLICT DO NOTHING RETURNING id", s->qt);
 	}
+	/* Look first: a conflicting INSERT would still use up an id. */
+	if (o->key) {
+		if ((rc = find_key(s, it->type, o->key, &res->id)))
+			return rc;
+		if (res->id) {
+			res->duplicate = true;
+			return 0;
+		}
+	}
 	if ((rc = prepare(s, sql, &st)))
 		return rc;
 	evf_time nb = o->not_before ? o->not_before : now + o->delay_ms * 1000;
@@ -409,23 +439,8 @@ static int emit_one(sq_store *s, const evf_emit_item *it, evf_time now,
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		return sq_err(s, rc, "inserting an event");
-	/* No row: the (type, key) pair exists, so report that event. */
-	snprintf(sql, sizeof sql, "SELECT id FROM %s WHERE type = :type AND "
-	         "idempotency_key = :key", s->qt);
-	if ((rc = prepare(s, sql, &st)))
-		return rc;
-	bind_text(st, ":type", it->type);
-	bind_text(st, ":key", o->key);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		res->id = sqlite3_column_int64(st, 0);
-		res->duplicate = true;
-		sqlite3_reset(st);
-		return 0;
-	}
-	sqlite3_reset(st);
-	return evfi_fail(EVF_ESTORE, "insert of a %s event was ignored but no duplicate "
-	                 "was found", it->type);
+	return evfi_fail(EVF_ESTORE, "insert of a %s event was ignored for a conflict "
+	                 "that is not its idempotency key", it->type);
 }
 
 static int sq_emit(evf_store *base, const evf_emit_item *items, size_t n,
