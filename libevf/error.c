@@ -56,7 +56,7 @@ const char *evf_strerror(int code)
 	case EVF_EBUSY: return "database busy";
 	case EVF_ESTORE: return "database error";
 	case EVF_ENOBACKEND: return "backend not built";
-	case EVF_EBASIC: return "needs the extended columns (evfctl migrate)";
+	case EVF_EBASIC: return "needs the extended columns";
 	case EVF_ESCHEMA: return "table missing or of unknown shape";
 	case EVF_EREFUSED: return "refused";
 	default: return "unknown error";

@@ -44,7 +44,7 @@ enum {
 	EVF_EBUSY = -5,     /* database stayed locked past the busy timeout */
 	EVF_ESTORE = -6,    /* the database reported an error */
 	EVF_ENOBACKEND = -7,/* URL names a backend this build does not have */
-	EVF_EBASIC = -8,    /* needs the extended columns: run `evfctl migrate` */
+	EVF_EBASIC = -8,    /* needs the extended columns the table lacks */
 	EVF_ESCHEMA = -9,   /* table missing or of an unknown shape */
 	EVF_EREFUSED = -10  /* refused for safety, e.g. an action with no filter */
 };
@@ -70,7 +70,8 @@ char *evf_time_format(char *buf, size_t len, evf_time t);
 
 /* ---- states ------------------------------------------------------------ */
 
-/* Derived from the columns; one definition serves every query (evf(7)). */
+/* Derived from the columns; one definition serves every query (the STATES
+ * section of evfctl(1) has the table). */
 typedef enum evf_state {
 	EVF_STATE_PENDING = 0, /* ready to run */
 	EVF_STATE_SCHEDULED,   /* not_before in the future */
@@ -246,6 +247,9 @@ int evf_register_exec(evf_worker *w, const char *type, const char *command,
  *   int evf_plugin_init(evf_worker *w);
  * which registers handlers.  A non-zero return is an error. */
 int evf_load_plugin(evf_worker *w, const char *path);
+/* What a plugin defines (libevf does not): declared here so plugins build
+ * clean with -Wmissing-prototypes. */
+int evf_plugin_init(evf_worker *w);
 
 /* Inside a handler: record a failure for event `index` of the call (0 for
  * single handlers).  `code` may be NULL; retryable=false dead-letters at
