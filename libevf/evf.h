@@ -208,7 +208,8 @@ typedef struct evf_worker evf_worker;
 typedef struct evf_job evf_job; /* context of one handler call */
 
 /* Return 0 for success; anything else fails the event (retryable, with a
- * generic message unless evf_job_fail() said more). */
+ * generic message unless evf_job_fail() said more).  An event marked with
+ * evf_job_fail() fails whatever the return value. */
 typedef int (*evf_handler_fn)(evf_job *job, const evf_event *ev, void *user);
 /* A batch handler gets every claimed event of its type at once; mark the
  * ones that failed with evf_job_fail(job, index, ...).  A non-zero return
@@ -256,7 +257,8 @@ int evf_plugin_init(evf_worker *w);
  * once. */
 int evf_job_fail(evf_job *job, size_t index, const char *code, bool retryable,
                  const char *fmt, ...) EVF_PRINTF(5, 6);
-/* Extend the lease of every event in this call by ms from now. */
+/* Extend, to ms from now, the lease of every event of the batch the worker
+ * is running (the events waiting behind a long handler keep theirs too). */
 int evf_job_extend(evf_job *job, int64_t ms);
 /* Emit a follow-up event that inherits the correlation id of the event
  * being handled (unless opts sets one). */

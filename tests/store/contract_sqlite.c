@@ -119,7 +119,81 @@ static void test_missing_file_is_not_created(void **state)
 	assert_int_equal(evf_open(&db, ":memory:", &o), EVF_EINVAL);
 }
 
+
+/* A table made by the original Django package: basic mode, never altered. */
+static void test_basic_table_from_original_package(void **state)
+{
+	(void)state;
+	char *path = tu_path("django");
+	sqlite3 *conn;
+	assert_int_equal(sqlite3_open(path, &conn), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(conn,
+		"CREATE TABLE \"app_eventmodel\" (\"id\" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "
+		"\"type\" varchar(255) NOT NULL, \"date\" datetime NOT NULL, "
+		"\"parameters\" text NOT NULL CHECK ((JSON_VALID(\"parameters\") OR \"parameters\" IS NULL)), "
+		"\"processed\" bool NOT NULL, \"error\" bool NOT NULL, \"error_message\" text NOT NULL);"
+		"INSERT INTO app_eventmodel (type, date, parameters, processed, error, error_message) VALUES "
+		"('a', '2024-01-01 10:00:00', '{}', 0, 0, ''),"
+		"('a', '2024-01-01 10:00:01.250000', '{\"x\":1}', 1, 0, ''),"
+		"('b', '2024-01-02 10:00:00', '{}', 1, 1, 'boom'),"
+		"('b', '2024-01-03 10:00:00', '{}', 0, 1, 'half');",
+		0, 0, 0), SQLITE_OK);
+	evf_options o = EVF_OPTIONS_INIT;
+	o.table = "app_eventmodel";
+	evf_db *db;
+	EVF_OK_OR_FAIL(evf_open(&db, path, &o));
+	assert_int_equal(evf_schema_extended(db), 0);
+	assert_int_equal(evf_init(db), EVF_EBASIC);
+
+	evf_stats *st;
+	EVF_OK_OR_FAIL(evf_stats_get(db, &st));
+	assert_int_equal(st->total, 4);
+	assert_int_equal(st->counts[EVF_STATE_PENDING], 1);
+	assert_int_equal(st->counts[EVF_STATE_DONE], 1);
+	assert_int_equal(st->counts[EVF_STATE_DEAD], 1); /* processed with error */
+	assert_int_equal(st->counts[EVF_STATE_FAILED], 1);
+	evf_stats_free(st);
+	evf_event *ev;
+	EVF_OK_OR_FAIL(evf_get(db, 2, &ev));
+	char buf[40];
+	assert_string_equal(evf_time_format(buf, sizeof buf, ev->date), "2024-01-01 10:00:01.250000");
+	evf_event_free(ev);
+
+	evf_filter f = EVF_FILTER_INIT;
+	f.states = 1u << EVF_STATE_DEAD;
+	int64_t n;
+	EVF_OK_OR_FAIL(evf_act(db, EVF_ACTION_REQUEUE, &f, 0, false, &n));
+	assert_int_equal(n, 1);
+	f.states = 1u << EVF_STATE_PENDING;
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 2);
+	f = (evf_filter)EVF_FILTER_INIT;
+	f.all = true;
+	assert_int_equal(evf_act(db, EVF_ACTION_SET_MAX_ATTEMPTS, &f, 3, false, &n), EVF_EBASIC);
+	evf_emit_options eo = EVF_EMIT_OPTIONS_INIT;
+	EVF_OK_OR_FAIL(evf_emit(db, "c", "{}", &eo, NULL));
+	eo.key = "k";
+	assert_int_equal(evf_emit(db, "c", "{}", &eo, NULL), EVF_EBASIC);
+
+	evf_worker *w;
+	EVF_OK_OR_FAIL(evf_worker_new(&w, db, NULL));
+	EVF_OK_OR_FAIL(evf_register_exec(w, "*", "true", 0));
+	assert_int_equal(evf_worker_step(w, NULL), EVF_EBASIC);
+	evf_worker_free(w);
+	evf_close(db);
+
+	/* the table still has exactly its seven columns */
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_prepare_v2(conn, "SELECT count(*) FROM pragma_table_info('app_eventmodel')", -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(q, 0), 7);
+	sqlite3_finalize(q);
+	sqlite3_close(conn);
+	free(path);
+}
+
 static const struct CMUnitTest sqlite_tests[] = {
+	cmocka_unit_test(test_basic_table_from_original_package),
 	cmocka_unit_test(test_outbox_joins_callers_transaction),
 	cmocka_unit_test(test_claim_keeps_index_after_analyze),
 	cmocka_unit_test(test_missing_file_is_not_created),
