@@ -104,6 +104,36 @@ int evf_open_sqlite(evf_db **out, struct sqlite3 *conn, const evf_options *opts)
 	return 0;
 }
 
+int evf_open_pg(evf_db **out, struct pg_conn *conn, const evf_options *opts)
+{
+	*out = NULL;
+	if (!conn)
+		return evfi_fail(EVF_EINVAL, "no PostgreSQL connection given");
+#ifdef HAVE_LIBPQ
+	evf_db *db;
+	int rc;
+	if ((rc = db_new(&db, opts)))
+		return rc;
+	db->url.backend = strdup("postgresql");
+	db->url.target = strdup("(caller's connection)");
+	db->url.display = strdup("postgresql:(caller's connection)");
+	if (!db->url.backend || !db->url.target || !db->url.display) {
+		evf_close(db);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	if ((rc = evfi_pg_wrap(&db->store, conn, &db->opts, db->table))) {
+		evf_close(db);
+		return rc;
+	}
+	*out = db;
+	return 0;
+#else
+	(void)opts;
+	return evfi_fail(EVF_ENOBACKEND, "this build has no postgresql backend "
+	                 "(configure --with-libpq)");
+#endif
+}
+
 void evf_close(evf_db *db)
 {
 	if (!db)

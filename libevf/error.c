@@ -59,6 +59,7 @@ const char *evf_strerror(int code)
 	case EVF_EBASIC: return "needs the extended columns";
 	case EVF_ESCHEMA: return "table missing or of unknown shape";
 	case EVF_EREFUSED: return "refused";
+	case EVF_EUNAVAILABLE: return "database unavailable";
 	default: return "unknown error";
 	}
 }

@@ -46,7 +46,8 @@ enum {
 	EVF_ENOBACKEND = -7,/* URL names a backend this build does not have */
 	EVF_EBASIC = -8,    /* needs the extended columns the table lacks */
 	EVF_ESCHEMA = -9,   /* table missing or of an unknown shape */
-	EVF_EREFUSED = -10  /* refused for safety, e.g. an action with no filter */
+	EVF_EREFUSED = -10, /* refused for safety, e.g. an action with no filter */
+	EVF_EUNAVAILABLE = -11 /* server unreachable or connection lost; retry */
 };
 
 /* Message for the last failure on this thread; never NULL. Borrowed. */
@@ -136,8 +137,10 @@ typedef struct evf_options {
 	int64_t backoff_max_ms;   /* cap; default 3600000 (1 h) */
 	int64_t busy_timeout_ms;  /* SQLite busy timeout; default 10000 */
 	bool create;              /* create a missing SQLite file (init only) */
+	bool no_listen;           /* PostgreSQL: poll only, never LISTEN (for
+	                             PgBouncer in transaction mode) */
 } evf_options;
-#define EVF_OPTIONS_INIT { EVF_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, 0, false }
+#define EVF_OPTIONS_INIT { EVF_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, 0, false, false }
 
 /* Open by URL: "sqlite:PATH", "sqlite://PATH", a bare path, or
  * "postgresql://..." / a libpq conninfo.  A missing SQLite file is
@@ -150,6 +153,12 @@ int evf_open(evf_db **out, const char *url, const evf_options *opts);
  * outbox pattern.  `conn` is a `sqlite3 *`. */
 struct sqlite3;
 int evf_open_sqlite(evf_db **out, struct sqlite3 *conn, const evf_options *opts);
+
+/* The same on the caller's own PostgreSQL connection (a `PGconn *`,
+ * borrowed): emits inside the caller's open transaction commit or roll back
+ * with it.  EVF_ENOBACKEND when built without libpq. */
+struct pg_conn;
+int evf_open_pg(evf_db **out, struct pg_conn *conn, const evf_options *opts);
 
 void evf_close(evf_db *db);
 

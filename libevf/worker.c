@@ -312,6 +312,30 @@ static int claim_batch(evf_worker *w, evf_event ***evs, size_t *n)
 	return s->ops->claim(s, &c, evs, n);
 }
 
+/* Sleep up to ms, waking early when asked to stop (or, where the store
+ * can announce new work, when some arrives). */
+static void idle(evf_worker *w, int64_t ms)
+{
+	evf_store *s = w->db->store;
+	if (s->ops->wait) {
+		s->ops->wait(s, ms, &w->stop);
+		return;
+	}
+	while (ms > 0 && !w->stop) {
+		int64_t slice = ms < 50 ? ms : 50;
+		struct timespec ts = { (time_t)(slice / 1000), (long)(slice % 1000) * 1000000L };
+		while (nanosleep(&ts, &ts) == -1 && errno == EINTR && !w->stop)
+			;
+		ms -= slice;
+	}
+}
+
+/* Errors that pass: a lock held past the busy timeout, a server restart. */
+static bool transient(int rc)
+{
+	return rc == EVF_EBUSY || rc == EVF_EUNAVAILABLE;
+}
+
 int evf_worker_step(evf_worker *w, size_t *out_n)
 {
 	evf_store *s = w->db->store;
@@ -403,8 +427,21 @@ int evf_worker_step(evf_worker *w, size_t *out_n)
 		rc = evfi_fail(EVF_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (!(rc = s->ops->complete(s, w->id, ok, nok, ok_applied)))
-		rc = s->ops->fail_batch(s, w->id, fails, nfail, fail_applied);
+	/* Outcomes are worth waiting for: while the lease lasts a write after
+	 * a reconnect still lands, and saves running the handlers again. */
+	int64_t pause = 10, waited = 0;
+	bool completed = false;
+	for (;;) {
+		rc = completed ? 0 : s->ops->complete(s, w->id, ok, nok, ok_applied);
+		completed = completed || rc == 0;
+		if (!rc)
+			rc = s->ops->fail_batch(s, w->id, fails, nfail, fail_applied);
+		if (!transient(rc) || waited >= w->lock_ms)
+			break;
+		idle(w, pause);
+		waited += pause;
+		pause = pause * 2 > 2000 ? 2000 : pause * 2;
+	}
 	for (size_t i = 0, k = 0; !rc && i < n; i++)
 		if (ran[i] && !res[i].failed)
 			applied[i] = ok_applied[k++];
@@ -455,18 +492,6 @@ out:
 	return rc;
 }
 
-/* Sleep up to ms, waking early when asked to stop. */
-static void idle(evf_worker *w, int64_t ms)
-{
-	while (ms > 0 && !w->stop) {
-		int64_t slice = ms < 50 ? ms : 50;
-		struct timespec ts = { (time_t)(slice / 1000), (long)(slice % 1000) * 1000000L };
-		while (nanosleep(&ts, &ts) == -1 && errno == EINTR && !w->stop)
-			;
-		ms -= slice;
-	}
-}
-
 static int requeue_errors(evf_worker *w)
 {
 	const char *const *types;
@@ -495,20 +520,29 @@ int evf_worker_run(evf_worker *w)
 	int rc;
 	if (w->o.requeue_errors && (rc = requeue_errors(w)))
 		return evfi_wrap(rc, "requeueing errors");
-	int busy_streak = 0;
+	int64_t pause = 0;
 	while (!w->stop) {
 		size_t n;
 		rc = evf_worker_step(w, &n);
-		if (rc == EVF_EBUSY && busy_streak < 100) {
-			/* another process held the write lock past the busy timeout:
-			 * back off and try again rather than die */
-			busy_streak++;
-			idle(w, 10 * busy_streak);
+		if (transient(rc)) {
+			/* Wait it out, backing off to 5 s: whatever this worker had
+			 * claimed comes back when its lease expires, and the lease
+			 * check keeps a late write from doing harm. */
+			pause = pause ? (pause * 2 > 5000 ? 5000 : pause * 2) : 10;
+			if (w->o.log && pause >= 1000) {
+				evfi_buf b = { 0 };
+				evfi_buf_printf(&b, "level=warn msg=retrying worker=%s error=\"%s\" "
+				                "retry_in_ms=%lld", w->id, evf_error_last(), (long long)pause);
+				if (b.data)
+					w->o.log(w->o.log_user, b.data);
+				evfi_buf_free(&b);
+			}
+			idle(w, pause);
 			continue;
 		}
 		if (rc)
 			return rc;
-		busy_streak = 0;
+		pause = 0;
 		if (w->o.limit) {
 			const evf_worker_counters *c = &w->counters;
 			if (c->processed + c->failed + c->skipped + c->lost >= w->o.limit)

@@ -16,6 +16,8 @@
 
 #include "evf.h"
 
+#include <signal.h>
+
 typedef struct evf_store evf_store;
 
 /* A claim request. */
@@ -79,6 +81,9 @@ typedef struct evf_store_ops {
 	/* f->states is already restricted to the action's states. */
 	int (*act)(evf_store *s, evf_action a, const evf_filter *f, int arg,
 	           bool dry_run, int64_t *affected);
+	/* Optional: sleep up to ms or until new work is announced (1) or stop
+	 * is set.  Without it the worker just sleeps. */
+	int (*wait)(evf_store *s, int64_t ms, volatile sig_atomic_t *stop);
 } evf_store_ops;
 
 struct evf_store {
@@ -93,6 +98,8 @@ int evfi_sqlite_wrap(evf_store **out, struct sqlite3 *conn,
                      const evf_options *o, const char *table);
 #ifdef HAVE_LIBPQ
 int evfi_pg_open(evf_store **out, const char *conninfo, const evf_options *o,
+                 const char *table);
+int evfi_pg_wrap(evf_store **out, struct pg_conn *conn, const evf_options *o,
                  const char *table);
 #endif
 

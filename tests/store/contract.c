@@ -634,6 +634,61 @@ static void test_worker_stop_releases_unstarted(void **state)
 	evf_close(db);
 }
 
+/* A table made by the original Django package: basic mode, never altered. */
+static void test_basic_table_from_original_package(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL); /* a fresh database to hold the table */
+	evf_close(db);
+	assert_int_equal(contract->exec_raw("DROP TABLE IF EXISTS app_eventmodel"), 0);
+	assert_int_equal(contract->exec_raw(contract->django_ddl), 0);
+	evf_options o = EVF_OPTIONS_INIT;
+	o.table = "app_eventmodel";
+	EVF_OK_OR_FAIL(contract->reopen(&db, &o));
+	assert_int_equal(evf_schema_extended(db), 0);
+	assert_int_equal(evf_init(db), EVF_EBASIC);
+
+	evf_stats *st;
+	EVF_OK_OR_FAIL(evf_stats_get(db, &st));
+	assert_int_equal(st->total, 4);
+	assert_int_equal(st->counts[EVF_STATE_PENDING], 1);
+	assert_int_equal(st->counts[EVF_STATE_DONE], 1);
+	assert_int_equal(st->counts[EVF_STATE_DEAD], 1); /* processed with error */
+	assert_int_equal(st->counts[EVF_STATE_FAILED], 1);
+	evf_stats_free(st);
+	evf_event *ev;
+	EVF_OK_OR_FAIL(evf_get(db, 2, &ev));
+	char buf[40];
+	assert_string_equal(evf_time_format(buf, sizeof buf, ev->date), "2024-01-01 10:00:01.250000");
+	evf_event_free(ev);
+
+	evf_filter f = EVF_FILTER_INIT;
+	f.states = 1u << EVF_STATE_DEAD;
+	int64_t n;
+	EVF_OK_OR_FAIL(evf_act(db, EVF_ACTION_REQUEUE, &f, 0, false, &n));
+	assert_int_equal(n, 1);
+	f.states = 1u << EVF_STATE_PENDING;
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 2);
+	f = (evf_filter)EVF_FILTER_INIT;
+	f.all = true;
+	assert_int_equal(evf_act(db, EVF_ACTION_SET_MAX_ATTEMPTS, &f, 3, false, &n), EVF_EBASIC);
+	evf_emit_options eo = EVF_EMIT_OPTIONS_INIT;
+	EVF_OK_OR_FAIL(evf_emit(db, "c", "{}", &eo, NULL));
+	eo.key = "k";
+	assert_int_equal(evf_emit(db, "c", "{}", &eo, NULL), EVF_EBASIC);
+
+	evf_worker *w;
+	EVF_OK_OR_FAIL(evf_worker_new(&w, db, NULL));
+	EVF_OK_OR_FAIL(evf_register_exec(w, "*", "true", 0));
+	assert_int_equal(evf_worker_step(w, NULL), EVF_EBASIC);
+	evf_worker_free(w);
+	evf_close(db);
+
+	/* the table still has exactly its seven columns */
+	assert_int_equal(contract->column_count("app_eventmodel"), 7);
+}
+
 /* ---- queries and actions ------------------------------------------------------ */
 
 static int collect(const evf_event *ev, void *user)
@@ -854,6 +909,7 @@ int contract_run(const contract_backend *b)
 		cmocka_unit_test(test_query_filters),
 		cmocka_unit_test(test_actions),
 		cmocka_unit_test(test_state_rule_sql_matches_c),
+		cmocka_unit_test(test_basic_table_from_original_package),
 	};
 	char group[64];
 	snprintf(group, sizeof group, "contract/%s", b->name);

@@ -10,6 +10,14 @@ typedef struct contract_backend {
 	const char *name;
 	/* Open a fresh empty table with these options and evf_init() it. */
 	int (*open_fresh)(evf_db **out, evf_options *opts);
+	/* Open the last fresh database again, with other options, no init. */
+	int (*reopen)(evf_db **out, evf_options *opts);
+	/* Run SQL on that database as another program would; 0 on success. */
+	int (*exec_raw)(const char *sql);
+	int (*column_count)(const char *table);
+	/* The table the original Django package's migration makes, with one
+	 * row for each combination of processed and error. */
+	const char *django_ddl;
 	/* Extra backend-specific tests, may be NULL. */
 	const struct CMUnitTest *extra;
 	size_t nextra;

@@ -1,0 +1,1205 @@
+/*
+ * pg.c - the PostgreSQL backend (libpq): many workers on many hosts.
+ *
+ * Claims use FOR UPDATE SKIP LOCKED so workers never wait on each other's
+ * rows; times come from the server's clock (now()) so hosts with skewed
+ * clocks still agree on leases.  Every statement is an unnamed
+ * PQexecParams, so nothing depends on session state and PgBouncer in
+ * transaction mode works; LISTEN is only a wake-up hint on top of polling.
+ */
+#include "evf_internal.h"
+
+#include <libpq-fe.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAXARGS 16
+
+typedef struct pg_store {
+	evf_store base;
+	PGconn *conn;
+	char *conninfo;
+	bool borrowed;
+	bool listening;
+	bool listen_wanted;
+	int extended;
+	char qt[64];      /* quoted table name */
+	char channel[64]; /* NOTIFY channel: evf_<table> */
+} pg_store;
+
+#define PG(s) ((pg_store *)(s))
+
+/* A statement being built: SQL text plus its $n arguments. */
+typedef struct pgq {
+	evfi_buf sql;
+	char *args[MAXARGS];
+	int n;
+	bool oom;
+} pgq;
+
+static void q_sql(pgq *q, const char *fmt, ...) EVF_PRINTF(2, 3);
+static void q_sql(pgq *q, const char *fmt, ...)
+{
+	char buf[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof buf) {
+		q->oom = true;
+		return;
+	}
+	evfi_buf_puts(&q->sql, buf);
+}
+
+/* Append "$n" standing for v (copied; NULL binds SQL NULL). */
+static void q_arg(pgq *q, const char *v)
+{
+	if (q->n >= MAXARGS) {
+		q->oom = true;
+		return;
+	}
+	q->args[q->n] = v ? strdup(v) : NULL;
+	if (v && !q->args[q->n])
+		q->oom = true;
+	q->n++;
+	evfi_buf_printf(&q->sql, "$%d", q->n);
+}
+
+static void q_int(pgq *q, int64_t v)
+{
+	char buf[32];
+	snprintf(buf, sizeof buf, "%lld", (long long)v);
+	q_arg(q, buf);
+}
+
+static void q_time(pgq *q, evf_time t)
+{
+	char buf[48];
+	if (!t) {
+		q_arg(q, NULL);
+		return;
+	}
+	evf_time_format(buf, sizeof buf, t);
+	strcat(buf, "+00");
+	q_arg(q, buf);
+	evfi_buf_puts(&q->sql, "::timestamptz");
+}
+
+static void q_free(pgq *q)
+{
+	for (int i = 0; i < q->n; i++)
+		free(q->args[i]);
+	evfi_buf_free(&q->sql);
+	memset(q, 0, sizeof *q);
+}
+
+/* ---- connection -------------------------------------------------------- */
+
+static bool conn_lost(pg_store *s)
+{
+	return PQstatus(s->conn) != CONNECTION_OK;
+}
+
+/* The first line of libpq's message, which never holds a password. */
+static int pg_errmsg(pg_store *s, const PGresult *r, const char *what)
+{
+	const char *m = r ? PQresultErrorMessage(r) : "";
+	if (!m || !*m)
+		m = PQerrorMessage(s->conn);
+	char line[400];
+	snprintf(line, sizeof line, "%s", m ? m : "unknown error");
+	line[strcspn(line, "\n")] = '\0';
+	if (conn_lost(s))
+		return evfi_fail(EVF_EUNAVAILABLE, "%s: connection to the server lost: %s", what, line);
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	int code = EVF_ESTORE;
+	if (state && !strcmp(state, "42P01"))
+		code = EVF_ESCHEMA;
+	else if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01") ||
+	                   !strcmp(state, "55P03")))
+		code = EVF_EBUSY;
+	return evfi_fail(code, "%s: %s", what, line);
+}
+
+/* Reconnect a lost connection; the caller retries the operation. */
+static int ensure_conn(pg_store *s)
+{
+	if (!conn_lost(s))
+		return 0;
+	if (s->borrowed)
+		return evfi_fail(EVF_EUNAVAILABLE, "the caller's PostgreSQL connection is broken");
+	PQreset(s->conn);
+	if (conn_lost(s)) {
+		char line[300];
+		snprintf(line, sizeof line, "%s", PQerrorMessage(s->conn));
+		line[strcspn(line, "\n")] = '\0';
+		return evfi_fail(EVF_EUNAVAILABLE, "cannot reach the PostgreSQL server: %s", line);
+	}
+	s->listening = false; /* LISTEN does not survive a new session */
+	return 0;
+}
+
+static PGresult *run(pg_store *s, pgq *q, const char *what, int *rc)
+{
+	*rc = 0;
+	if (q->oom || q->sql.oom) {
+		*rc = evfi_fail(EVF_ENOMEM, "out of memory building a statement");
+		return NULL;
+	}
+	if ((*rc = ensure_conn(s)))
+		return NULL;
+	PGresult *r = PQexecParams(s->conn, q->sql.data, q->n, NULL,
+	                           (const char *const *)q->args, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(r);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		*rc = pg_errmsg(s, r, what);
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+static int run_simple(pg_store *s, const char *sql, const char *what)
+{
+	pgq q = { 0 };
+	int rc;
+	evfi_buf_puts(&q.sql, sql);
+	PGresult *r = run(s, &q, what, &rc);
+	PQclear(r);
+	q_free(&q);
+	return rc;
+}
+
+static int begin(pg_store *s) { return run_simple(s, "BEGIN", "starting a transaction"); }
+static int commit(pg_store *s) { return run_simple(s, "COMMIT", "committing"); }
+static void rollback(pg_store *s)
+{
+	char saved[512];
+	snprintf(saved, sizeof saved, "%s", evf_error_last());
+	if (!conn_lost(s))
+		PQclear(PQexec(s->conn, "ROLLBACK"));
+	evfi_fail(EVF_ESTORE, "%s", saved);
+}
+
+/* ---- schema ---------------------------------------------------------------- */
+
+static const char *const ext_columns[] = {
+	"idempotency_key", "correlation_id", "priority", "not_before", "attempts",
+	"max_attempts", "last_error_at", "processed_at", "error_code", "dead",
+	"locked_by", "locked_until",
+};
+static const char *const basic_columns[] = {
+	"id", "type", "date", "parameters", "processed", "error", "error_message",
+};
+
+static int detect_schema(pg_store *s)
+{
+	pgq q = { 0 };
+	int rc;
+	q_sql(&q, "SELECT column_name FROM information_schema.columns WHERE "
+	      "table_schema = current_schema() AND table_name = ");
+	q_arg(&q, s->base.table);
+	PGresult *r = run(s, &q, "reading the table's columns", &rc);
+	q_free(&q);
+	if (!r)
+		return rc;
+	unsigned have_basic = 0, have_ext = 0;
+	int n = PQntuples(r);
+	for (int i = 0; i < n; i++) {
+		const char *name = PQgetvalue(r, i, 0);
+		for (size_t k = 0; k < sizeof basic_columns / sizeof *basic_columns; k++)
+			if (!strcmp(name, basic_columns[k]))
+				have_basic |= 1u << k;
+		for (size_t k = 0; k < sizeof ext_columns / sizeof *ext_columns; k++)
+			if (!strcmp(name, ext_columns[k]))
+				have_ext |= 1u << k;
+	}
+	PQclear(r);
+	if (n == 0)
+		return evfi_fail(EVF_ESCHEMA, "table %s does not exist (run 'evfctl init')",
+		                 s->base.table);
+	if (have_basic != (1u << (sizeof basic_columns / sizeof *basic_columns)) - 1)
+		return evfi_fail(EVF_ESCHEMA, "table %s lacks the columns of an event table "
+		                 "(id, type, date, parameters, processed, error, error_message)",
+		                 s->base.table);
+	s->extended = have_ext == (1u << (sizeof ext_columns / sizeof *ext_columns)) - 1;
+	return 0;
+}
+
+static int pg_schema_extended(evf_store *base)
+{
+	pg_store *s = PG(base);
+	if (s->extended < 0) {
+		int rc = detect_schema(s);
+		if (rc)
+			return rc;
+	}
+	return s->extended;
+}
+
+static int need_extended(pg_store *s, const char *what)
+{
+	int rc = pg_schema_extended(&s->base);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return evfi_fail(EVF_EBASIC, "%s needs the extended columns: table %s is a "
+		                 "basic table from the original package, which this "
+		                 "release can list, filter and act on but not migrate",
+		                 what, s->base.table);
+	return 0;
+}
+
+static int pg_init(evf_store *base)
+{
+	pg_store *s = PG(base);
+	const char *t = s->base.table, *q = s->qt;
+	evfi_buf b = { 0 };
+	int rc;
+
+	if ((rc = begin(s)))
+		return evfi_wrap(rc, "initialising %s", t);
+	/* Two inits at once must not race on CREATE ... IF NOT EXISTS. */
+	if ((rc = run_simple(s, "SELECT pg_advisory_xact_lock(7240291)", "locking for init"))) {
+		rollback(s);
+		return rc;
+	}
+	s->extended = -1;
+	if (detect_schema(s) == 0 && s->extended == 0) {
+		rollback(s);
+		return evfi_fail(EVF_EBASIC, "table %s exists as a basic table from the "
+		                 "original package; init never alters it", t);
+	}
+	evfi_error_clear();
+	/* fillfactor leaves room on each page so that claim and completion
+	 * updates can stay HOT (no column they change is indexed except the
+	 * ready-queue flags). */
+	evfi_buf_printf(&b,
+		"CREATE TABLE IF NOT EXISTS %s ("
+		" id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+		" type text NOT NULL,"
+		" parameters jsonb NOT NULL DEFAULT '{}',"
+		" date timestamptz NOT NULL DEFAULT now(),"
+		" processed boolean NOT NULL DEFAULT false,"
+		" error boolean NOT NULL DEFAULT false,"
+		" error_message text,"
+		" idempotency_key text,"
+		" correlation_id text,"
+		" priority integer NOT NULL DEFAULT 0,"
+		" not_before timestamptz,"
+		" attempts integer NOT NULL DEFAULT 0,"
+		" max_attempts integer NOT NULL DEFAULT %d,"
+		" last_error_at timestamptz,"
+		" processed_at timestamptz,"
+		" error_code text,"
+		" dead boolean NOT NULL DEFAULT false,"
+		" locked_by text,"
+		" locked_until timestamptz) WITH (fillfactor = 80);\n",
+		q, s->base.opts->max_attempts);
+	evfi_buf_printf(&b, "CREATE INDEX IF NOT EXISTS \"%s_ready\" ON %s "
+		"(priority, not_before, id) WHERE processed = false AND dead = false;\n", t, q);
+	evfi_buf_printf(&b, "CREATE INDEX IF NOT EXISTS \"%s_processed_type\" ON %s (processed, type);\n", t, q);
+	evfi_buf_printf(&b, "CREATE INDEX IF NOT EXISTS \"%s_error_date\" ON %s (error, date);\n", t, q);
+	evfi_buf_printf(&b, "CREATE INDEX IF NOT EXISTS \"%s_date\" ON %s (date);\n", t, q);
+	evfi_buf_printf(&b, "CREATE UNIQUE INDEX IF NOT EXISTS \"%s_idempotency\" ON %s "
+		"(type, idempotency_key);\n", t, q);
+	evfi_buf_printf(&b, "CREATE INDEX IF NOT EXISTS \"%s_correlation\" ON %s "
+		"(correlation_id) WHERE correlation_id IS NOT NULL;\n", t, q);
+	evfi_buf_puts(&b, "CREATE TABLE IF NOT EXISTS evf_schema ("
+		" table_name text PRIMARY KEY, version integer NOT NULL,"
+		" updated_at timestamptz NOT NULL);\n");
+	if (b.oom) {
+		evfi_buf_free(&b);
+		rollback(s);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	/* Several statements, no parameters: the simple protocol takes them. */
+	PGresult *r = PQexec(s->conn, b.data);
+	evfi_buf_free(&b);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		rc = pg_errmsg(s, r, "creating the table");
+		PQclear(r);
+		rollback(s);
+		return rc;
+	}
+	PQclear(r);
+	pgq v = { 0 };
+	q_sql(&v, "INSERT INTO evf_schema (table_name, version, updated_at) VALUES (");
+	q_arg(&v, t);
+	q_sql(&v, ", 1, now()) ON CONFLICT (table_name) DO UPDATE SET version = "
+	      "excluded.version, updated_at = excluded.updated_at");
+	r = run(s, &v, "recording the schema version", &rc);
+	PQclear(r);
+	q_free(&v);
+	if (rc) {
+		rollback(s);
+		return rc;
+	}
+	rc = commit(s);
+	s->extended = -1;
+	return rc;
+}
+
+/* ---- rows ------------------------------------------------------------------ */
+
+#define TS(c) "(extract(epoch from " c ") * 1000000)::bigint"
+#define EXT_COLS "id, type, parameters::text, " TS("date") ", processed, error, " \
+	"error_message, error_code, idempotency_key, correlation_id, priority, " \
+	TS("not_before") ", attempts, max_attempts, " TS("last_error_at") ", " \
+	TS("processed_at") ", dead, locked_by, " TS("locked_until") ", " TS("now()")
+#define BASIC_COLS "id, type, parameters::text, " TS("date") ", processed, error, " \
+	"error_message, NULL, NULL, NULL, 0, NULL, 0, 0, NULL, NULL, false, NULL, NULL, " \
+	TS("now()")
+/* The same list qualified, for UPDATE ... FROM ... RETURNING. */
+#define EXT_COLS_T(t) t ".id, " t ".type, " t ".parameters::text, " TS(t ".date") ", " \
+	t ".processed, " t ".error, " t ".error_message, " t ".error_code, " \
+	t ".idempotency_key, " t ".correlation_id, " t ".priority, " TS(t ".not_before") ", " \
+	t ".attempts, " t ".max_attempts, " TS(t ".last_error_at") ", " \
+	TS(t ".processed_at") ", " t ".dead, " t ".locked_by, " TS(t ".locked_until") ", " \
+	TS("now()")
+
+static char *val(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
+}
+
+static int64_t ival(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static bool bval(const PGresult *r, int row, int col)
+{
+	return !PQgetisnull(r, row, col) && PQgetvalue(r, row, col)[0] == 't';
+}
+
+static int read_row(const PGresult *r, int i, evf_event *ev)
+{
+	memset(ev, 0, sizeof *ev);
+	ev->id = ival(r, i, 0);
+	ev->type = val(r, i, 1);
+	ev->parameters = val(r, i, 2);
+	ev->date = ival(r, i, 3);
+	ev->processed = bval(r, i, 4);
+	ev->error = bval(r, i, 5);
+	ev->error_message = val(r, i, 6);
+	ev->error_code = val(r, i, 7);
+	ev->idempotency_key = val(r, i, 8);
+	ev->correlation_id = val(r, i, 9);
+	ev->priority = (int)ival(r, i, 10);
+	ev->not_before = ival(r, i, 11);
+	ev->attempts = (int)ival(r, i, 12);
+	ev->max_attempts = (int)ival(r, i, 13);
+	ev->last_error_at = ival(r, i, 14);
+	ev->processed_at = ival(r, i, 15);
+	ev->dead = bval(r, i, 16);
+	ev->locked_by = val(r, i, 17);
+	ev->locked_until = ival(r, i, 18);
+	if (!ev->type)
+		ev->type = strdup("");
+	if (!ev->parameters)
+		ev->parameters = strdup("null");
+	ev->state = evfi_state_of(ev, ival(r, i, 19));
+	if (!ev->type || !ev->parameters) {
+		evfi_event_clear(ev);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* ---- emit -------------------------------------------------------------------- */
+
+static int find_key(pg_store *s, const char *type, const char *key, int64_t *id)
+{
+	pgq q = { 0 };
+	int rc;
+	*id = 0;
+	q_sql(&q, "SELECT id FROM %s WHERE type = ", s->qt);
+	q_arg(&q, type);
+	q_sql(&q, " AND idempotency_key = ");
+	q_arg(&q, key);
+	PGresult *r = run(s, &q, "looking up a key", &rc);
+	q_free(&q);
+	if (r && PQntuples(r) > 0)
+		*id = ival(r, 0, 0);
+	PQclear(r);
+	return rc;
+}
+
+static int emit_one(pg_store *s, const evf_emit_item *it, evf_emit_result *res)
+{
+	const evf_emit_options *o = &it->opts;
+	pgq q = { 0 };
+	int rc;
+
+	if (!s->extended) {
+		if (o->key || o->priority || o->not_before || o->delay_ms ||
+		    o->correlation_id || o->max_attempts)
+			return need_extended(s, "emitting with a key, priority, schedule, "
+			                     "correlation id or max attempts");
+		q_sql(&q, "INSERT INTO %s (type, parameters, date, processed, error, "
+		      "error_message) VALUES (", s->qt);
+		q_arg(&q, it->type);
+		q_sql(&q, ", ");
+		q_arg(&q, it->parameters ? it->parameters : "{}");
+		q_sql(&q, ", now(), false, false, '') RETURNING id");
+	} else {
+		/* Look first: a conflicting INSERT would still use up an id. */
+		if (o->key) {
+			if ((rc = find_key(s, it->type, o->key, &res->id)))
+				return rc;
+			if (res->id) {
+				res->duplicate = true;
+				return 0;
+			}
+		}
+		q_sql(&q, "INSERT INTO %s (type, parameters, date, idempotency_key, "
+		      "correlation_id, priority, not_before, max_attempts) VALUES (", s->qt);
+		q_arg(&q, it->type);
+		q_sql(&q, ", ");
+		q_arg(&q, it->parameters ? it->parameters : "{}");
+		q_sql(&q, "::jsonb, now(), ");
+		q_arg(&q, o->key);
+		q_sql(&q, ", ");
+		q_arg(&q, o->correlation_id);
+		q_sql(&q, ", ");
+		q_int(&q, o->priority);
+		q_sql(&q, ", ");
+		if (o->not_before) {
+			q_time(&q, o->not_before);
+		} else {
+			q_sql(&q, "now() + ");
+			q_int(&q, o->delay_ms);
+			q_sql(&q, " * interval '1 millisecond'");
+		}
+		q_sql(&q, ", ");
+		q_int(&q, o->max_attempts > 0 ? o->max_attempts : s->base.opts->max_attempts);
+		q_sql(&q, ") ON CONFLICT (type, idempotency_key) DO NOTHING RETURNING id");
+	}
+	PGresult *r = run(s, &q, "inserting an event", &rc);
+	q_free(&q);
+	if (!r)
+		return rc;
+	if (PQntuples(r) == 1) {
+		res->id = ival(r, 0, 0);
+		res->duplicate = false;
+		PQclear(r);
+		return 0;
+	}
+	PQclear(r);
+	/* Another emitter inserted the same key between the look-up and now. */
+	if ((rc = find_key(s, it->type, o->key, &res->id)))
+		return rc;
+	res->duplicate = true;
+	return res->id ? 0 : evfi_fail(EVF_ESTORE, "insert of a %s event was ignored "
+	                               "but no duplicate was found", it->type);
+}
+
+static int pg_emit(evf_store *base, const evf_emit_item *items, size_t n,
+                   evf_emit_result *out)
+{
+	pg_store *s = PG(base);
+	int rc;
+	if ((rc = ensure_conn(s)))
+		return rc;
+	if ((rc = pg_schema_extended(base)) < 0)
+		return rc;
+	/* Inside the caller's transaction a savepoint keeps the batch
+	 * all-or-nothing without ending the caller's transaction. */
+	bool own = PQtransactionStatus(s->conn) == PQTRANS_IDLE;
+	if ((rc = run_simple(s, own ? "BEGIN" : "SAVEPOINT evf_emit", "emitting")))
+		return rc;
+	for (size_t i = 0; i < n && !rc; i++) {
+		evf_emit_result r = { 0, false };
+		rc = emit_one(s, &items[i], &r);
+		if (!rc && out)
+			out[i] = r;
+	}
+	/* One wake-up per transaction, not per event; delivered at commit. */
+	if (!rc && s->extended) {
+		pgq q = { 0 };
+		q_sql(&q, "SELECT pg_notify(");
+		q_arg(&q, s->channel);
+		q_sql(&q, ", '')");
+		PGresult *r = run(s, &q, "notifying workers", &rc);
+		PQclear(r);
+		q_free(&q);
+	}
+	if (rc) {
+		char saved[512];
+		snprintf(saved, sizeof saved, "%s", evf_error_last());
+		if (!conn_lost(s))
+			PQclear(PQexec(s->conn, own ? "ROLLBACK"
+			                            : "ROLLBACK TO SAVEPOINT evf_emit; RELEASE SAVEPOINT evf_emit"));
+		return evfi_fail(rc, "%s", saved);
+	}
+	return run_simple(s, own ? "COMMIT" : "RELEASE SAVEPOINT evf_emit", "committing events");
+}
+
+/* ---- claim and outcomes ---------------------------------------------------- */
+
+/* A PostgreSQL array literal of strings: {"a","b\"c"}. */
+static char *text_array(const char *const *v, size_t n)
+{
+	evfi_buf b = { 0 };
+	evfi_buf_add(&b, "{", 1);
+	for (size_t i = 0; i < n; i++) {
+		evfi_buf_puts(&b, i ? ",\"" : "\"");
+		for (const char *p = v[i]; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				evfi_buf_add(&b, "\\", 1);
+			evfi_buf_add(&b, p, 1);
+		}
+		evfi_buf_add(&b, "\"", 1);
+	}
+	evfi_buf_add(&b, "}", 1);
+	return b.oom ? (evfi_buf_free(&b), NULL) : b.data;
+}
+
+static char *int_array(const evf_lease *l, size_t n, bool attempts)
+{
+	evfi_buf b = { 0 };
+	evfi_buf_add(&b, "{", 1);
+	for (size_t i = 0; i < n; i++)
+		evfi_buf_printf(&b, "%s%lld", i ? "," : "",
+		                attempts ? (long long)l[i].attempts : (long long)l[i].id);
+	evfi_buf_add(&b, "}", 1);
+	return b.oom ? (evfi_buf_free(&b), NULL) : b.data;
+}
+
+static int cmp_claim_order(const void *a, const void *b)
+{
+	const evf_event *x = *(evf_event *const *)a, *y = *(evf_event *const *)b;
+	if (x->priority != y->priority)
+		return x->priority < y->priority ? -1 : 1;
+	if (x->not_before != y->not_before)
+		return x->not_before < y->not_before ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int pg_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_t *n)
+{
+	pg_store *s = PG(base);
+	pgq q = { 0 };
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = ensure_conn(s)) || (rc = need_extended(s, "processing")))
+		return rc;
+	q_sql(&q, "WITH c AS (SELECT id FROM %s WHERE processed = false AND dead = false "
+	      "AND (not_before IS NULL OR not_before <= now()) "
+	      "AND (locked_until IS NULL OR locked_until <= now())", s->qt);
+	if (c->types) {
+		char *arr = text_array(c->types, c->ntypes);
+		if (!arr) {
+			q_free(&q);
+			return evfi_fail(EVF_ENOMEM, "out of memory");
+		}
+		q_sql(&q, " AND type = ANY(");
+		q_arg(&q, arr);
+		q_sql(&q, "::text[])");
+		free(arr);
+	}
+	if (c->older_than) {
+		q_sql(&q, " AND date <= ");
+		q_time(&q, c->older_than);
+	}
+	if (c->only_errors)
+		q_sql(&q, " AND error = true");
+	if (c->max_attempts > 0) {
+		q_sql(&q, " AND attempts < ");
+		q_int(&q, c->max_attempts);
+	}
+	q_sql(&q, " ORDER BY priority, not_before, id LIMIT ");
+	q_int(&q, c->limit > 0 ? c->limit : 1);
+	q_sql(&q, " FOR UPDATE SKIP LOCKED) UPDATE %s AS t SET locked_by = ", s->qt);
+	q_arg(&q, c->worker_id);
+	q_sql(&q, ", locked_until = now() + ");
+	q_int(&q, c->lock_ms);
+	q_sql(&q, " * interval '1 millisecond', attempts = t.attempts + 1 FROM c "
+	      "WHERE t.id = c.id RETURNING " EXT_COLS_T("t"));
+	PGresult *r = run(s, &q, "claiming events", &rc);
+	q_free(&q);
+	if (!r)
+		return rc;
+	int rows = PQntuples(r);
+	evf_event **evs = calloc(rows ? (size_t)rows : 1, sizeof *evs);
+	if (!evs) {
+		PQclear(r);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	for (int i = 0; i < rows; i++) {
+		evs[i] = malloc(sizeof *evs[i]);
+		if (!evs[i] || read_row(r, i, evs[i])) {
+			/* the claims stand; their leases expire and they come back */
+			free(evs[i]);
+			for (int k = 0; k < i; k++)
+				evf_event_free(evs[k]);
+			free(evs);
+			PQclear(r);
+			return evfi_fail(EVF_ENOMEM, "out of memory reading claimed events");
+		}
+	}
+	PQclear(r);
+	qsort(evs, (size_t)rows, sizeof *evs, cmp_claim_order);
+	*out = evs;
+	*n = (size_t)rows;
+	return 0;
+}
+
+/* One lease-guarded UPDATE over a batch; applied (optional) marks the
+ * leases that were still held. */
+static int lease_update(pg_store *s, const char *set, int64_t lock_ms,
+                        const char *worker_id, const evf_lease *l, size_t n,
+                        bool *applied, const char *what)
+{
+	pgq q = { 0 };
+	int rc;
+	if (n == 0)
+		return 0;
+	char *ids = int_array(l, n, false), *att = int_array(l, n, true);
+	if (!ids || !att) {
+		free(ids);
+		free(att);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	q_sql(&q, "UPDATE %s AS t SET %s", s->qt, set);
+	if (lock_ms) {
+		q_sql(&q, ", locked_until = now() + ");
+		q_int(&q, lock_ms);
+		q_sql(&q, " * interval '1 millisecond'");
+	}
+	q_sql(&q, " FROM unnest(");
+	q_arg(&q, ids);
+	q_sql(&q, "::bigint[], ");
+	q_arg(&q, att);
+	q_sql(&q, "::int[]) AS l(id, att) WHERE t.id = l.id AND t.attempts = l.att "
+	      "AND t.locked_by = ");
+	q_arg(&q, worker_id);
+	q_sql(&q, " RETURNING t.id");
+	free(ids);
+	free(att);
+	PGresult *r = run(s, &q, what, &rc);
+	q_free(&q);
+	if (!r)
+		return rc;
+	if (applied) {
+		memset(applied, 0, n * sizeof *applied);
+		for (int i = 0; i < PQntuples(r); i++) {
+			int64_t id = ival(r, i, 0);
+			for (size_t k = 0; k < n; k++)
+				if (l[k].id == id)
+					applied[k] = true;
+		}
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int pg_complete(evf_store *base, const char *worker_id, const evf_lease *l,
+                       size_t n, bool *applied)
+{
+	return lease_update(PG(base), "processed = true, error = false, processed_at = now(), "
+	                    "locked_by = NULL, locked_until = NULL", 0, worker_id, l, n,
+	                    applied, "completing events");
+}
+
+static int pg_extend(evf_store *base, const char *worker_id, const evf_lease *l,
+                     size_t n, int64_t lock_ms)
+{
+	return lease_update(PG(base), "locked_by = t.locked_by", lock_ms, worker_id, l, n,
+	                    NULL, "extending leases");
+}
+
+static int pg_release(evf_store *base, const char *worker_id, const evf_lease *l, size_t n)
+{
+	return lease_update(PG(base), "locked_by = NULL, locked_until = NULL, "
+	                    "attempts = greatest(t.attempts - 1, 0)", 0, worker_id, l, n,
+	                    NULL, "releasing events");
+}
+
+static int pg_fail(evf_store *base, const char *worker_id, const evf_failure_rec *recs,
+                   size_t n, bool *applied)
+{
+	pg_store *s = PG(base);
+	int rc;
+	if (n == 0)
+		return 0;
+	if ((rc = ensure_conn(s)) || (rc = begin(s)))
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		const evf_failure_rec *f = &recs[i];
+		pgq q = { 0 };
+		q_sql(&q, "UPDATE %s SET error = true, error_message = ", s->qt);
+		q_arg(&q, f->message ? f->message : "handler failed");
+		q_sql(&q, ", error_code = ");
+		q_arg(&q, f->code);
+		q_sql(&q, ", last_error_at = now(), locked_by = NULL, locked_until = NULL, dead = ");
+		q_arg(&q, f->dead ? "true" : "false");
+		q_sql(&q, "::boolean, not_before = ");
+		if (f->dead)
+			q_sql(&q, "now()");
+		else
+			q_time(&q, f->retry_at);
+		q_sql(&q, " WHERE id = ");
+		q_int(&q, f->lease.id);
+		q_sql(&q, " AND attempts = ");
+		q_int(&q, f->lease.attempts);
+		q_sql(&q, " AND locked_by = ");
+		q_arg(&q, worker_id);
+		PGresult *r = run(s, &q, "recording a failure", &rc);
+		q_free(&q);
+		if (!r) {
+			rollback(s);
+			return rc;
+		}
+		if (applied)
+			applied[i] = !strcmp(PQcmdTuples(r), "1");
+		PQclear(r);
+	}
+	return commit(s);
+}
+
+/* ---- queries ------------------------------------------------------------------ */
+
+static void state_pred(pgq *q, evf_state st, bool ext)
+{
+	switch (st) {
+	case EVF_STATE_DONE:
+		q_sql(q, ext ? "(processed AND NOT error AND NOT dead)" : "(processed AND NOT error)");
+		break;
+	case EVF_STATE_DEAD:
+		q_sql(q, ext ? "(dead OR (processed AND error))" : "(processed AND error)");
+		break;
+	case EVF_STATE_RUNNING:
+		q_sql(q, ext ? "(NOT processed AND NOT dead AND locked_until > now())" : "false");
+		break;
+	case EVF_STATE_STUCK:
+		q_sql(q, ext ? "(NOT processed AND NOT dead AND locked_until <= now())" : "false");
+		break;
+	case EVF_STATE_FAILED:
+		q_sql(q, ext ? "(NOT processed AND NOT dead AND locked_until IS NULL AND error)"
+		             : "(NOT processed AND error)");
+		break;
+	case EVF_STATE_SCHEDULED:
+		q_sql(q, ext ? "(NOT processed AND NOT dead AND locked_until IS NULL AND NOT error "
+		               "AND not_before > now())" : "false");
+		break;
+	case EVF_STATE_PENDING:
+	default:
+		q_sql(q, ext ? "(NOT processed AND NOT dead AND locked_until IS NULL AND NOT error "
+		               "AND (not_before IS NULL OR not_before <= now()))"
+		             : "(NOT processed AND NOT error)");
+		break;
+	}
+}
+
+/* LIKE pattern for a '*' glob: escape LIKE's own wildcards. */
+static char *like_of(const char *glob)
+{
+	evfi_buf b = { 0 };
+	for (const char *p = glob; *p; p++) {
+		if (*p == '%' || *p == '_' || *p == '\\')
+			evfi_buf_add(&b, "\\", 1);
+		evfi_buf_add(&b, *p == '*' ? "%" : p, 1);
+	}
+	if (!b.data)
+		evfi_buf_puts(&b, "");
+	return b.oom ? (evfi_buf_free(&b), NULL) : b.data;
+}
+
+static void where_clause(pgq *q, const evf_filter *f, bool ext, bool paging)
+{
+	q_sql(q, " WHERE true");
+	if (f->states && f->states != (1u << EVF_STATE__COUNT) - 1) {
+		q_sql(q, " AND (");
+		bool first = true;
+		for (int i = 0; i < EVF_STATE__COUNT; i++)
+			if (f->states & (1u << i)) {
+				if (!first)
+					q_sql(q, " OR ");
+				state_pred(q, (evf_state)i, ext);
+				first = false;
+			}
+		q_sql(q, ")");
+	}
+	if (f->type && *f->type) {
+		if (strchr(f->type, '*')) {
+			char *like = like_of(f->type);
+			if (!like)
+				q->oom = true;
+			q_sql(q, " AND type LIKE ");
+			q_arg(q, like);
+			free(like);
+		} else {
+			q_sql(q, " AND type = ");
+			q_arg(q, f->type);
+		}
+	}
+	if (f->nids) {
+		evfi_buf b = { 0 };
+		evfi_buf_add(&b, "{", 1);
+		for (size_t i = 0; i < f->nids; i++)
+			evfi_buf_printf(&b, "%s%lld", i ? "," : "", (long long)f->ids[i]);
+		evfi_buf_add(&b, "}", 1);
+		if (b.oom)
+			q->oom = true;
+		q_sql(q, " AND id = ANY(");
+		q_arg(q, b.data);
+		q_sql(q, "::bigint[])");
+		evfi_buf_free(&b);
+	}
+	if (f->since) {
+		q_sql(q, " AND date >= ");
+		q_time(q, f->since);
+	}
+	if (f->until) {
+		q_sql(q, " AND date < ");
+		q_time(q, f->until);
+	}
+	if (f->errors)
+		q_sql(q, " AND error");
+	if (f->correlation_id) {
+		if (ext) {
+			q_sql(q, " AND correlation_id = ");
+			q_arg(q, f->correlation_id);
+		} else {
+			q_sql(q, " AND false");
+		}
+	}
+	if (f->text && *f->text) {
+		q_sql(q, " AND (strpos(error_message, ");
+		q_arg(q, f->text);
+		q_sql(q, ") > 0 OR strpos(parameters::text, ");
+		q_arg(q, f->text);
+		q_sql(q, ") > 0)");
+	}
+	if (paging && f->after_id) {
+		q_sql(q, f->descending ? " AND id < " : " AND id > ");
+		q_int(q, f->after_id);
+	}
+}
+
+static int pg_query(evf_store *base, const evf_filter *f, evf_row_cb cb, void *user)
+{
+	pg_store *s = PG(base);
+	pgq q = { 0 };
+	int ext = pg_schema_extended(base), rc;
+	if (ext < 0)
+		return ext;
+	q_sql(&q, "SELECT %s FROM %s", ext ? EXT_COLS : BASIC_COLS, s->qt);
+	where_clause(&q, f, ext, true);
+	q_sql(&q, " ORDER BY id %s", f->descending ? "DESC" : "ASC");
+	if (f->limit > 0) {
+		q_sql(&q, " LIMIT ");
+		q_int(&q, f->limit);
+	}
+	/* Unbounded walks (archive, list --limit 0) stream in single-row mode
+	 * instead of holding the whole result in memory. */
+	if (q.oom || q.sql.oom) {
+		q_free(&q);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	if ((rc = ensure_conn(s))) {
+		q_free(&q);
+		return rc;
+	}
+	if (!PQsendQueryParams(s->conn, q.sql.data, q.n, NULL, (const char *const *)q.args,
+	                       NULL, NULL, 0)) {
+		q_free(&q);
+		return pg_errmsg(s, NULL, "listing events");
+	}
+	q_free(&q);
+	PQsetSingleRowMode(s->conn);
+	PGresult *r;
+	int stop = 0;
+	rc = 0;
+	while ((r = PQgetResult(s->conn))) {
+		ExecStatusType st = PQresultStatus(r);
+		if (st == PGRES_SINGLE_TUPLE && !stop && !rc) {
+			evf_event ev;
+			if ((rc = read_row(r, 0, &ev)) == 0) {
+				stop = cb(&ev, user);
+				evfi_event_clear(&ev);
+			}
+		} else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && !rc) {
+			rc = pg_errmsg(s, r, "listing events");
+		}
+		PQclear(r);
+	}
+	return rc ? rc : stop;
+}
+
+static int keep_first(const evf_event *ev, void *user)
+{
+	evf_event **dst = user;
+	if (!(*dst = evfi_event_dup(ev)))
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	return 1;
+}
+
+static int pg_get(evf_store *base, int64_t id, evf_event **out)
+{
+	evf_filter f = EVF_FILTER_INIT;
+	evf_event *found = NULL;
+	f.ids = &id;
+	f.nids = 1;
+	int rc = pg_query(base, &f, keep_first, &found);
+	if (rc < 0)
+		return rc;
+	if (!found)
+		return evfi_fail(EVF_ENOTFOUND, "no event with id %lld", (long long)id);
+	*out = found;
+	return 0;
+}
+
+static int pg_count(evf_store *base, const evf_filter *f, int64_t *out)
+{
+	pg_store *s = PG(base);
+	pgq q = { 0 };
+	int ext = pg_schema_extended(base), rc;
+	if (ext < 0)
+		return ext;
+	q_sql(&q, "SELECT count(*) FROM %s", s->qt);
+	where_clause(&q, f, ext, false);
+	PGresult *r = run(s, &q, "counting events", &rc);
+	q_free(&q);
+	if (!r)
+		return rc;
+	*out = ival(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+static int pg_stats(evf_store *base, evf_stats *out)
+{
+	pg_store *s = PG(base);
+	pgq q = { 0 };
+	int ext = pg_schema_extended(base), rc;
+	if (ext < 0)
+		return ext;
+	static const evf_state order[] = { EVF_STATE_DEAD, EVF_STATE_DONE,
+		EVF_STATE_RUNNING, EVF_STATE_STUCK, EVF_STATE_FAILED, EVF_STATE_SCHEDULED };
+	q_sql(&q, "SELECT type, CASE");
+	for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
+		q_sql(&q, " WHEN ");
+		state_pred(&q, order[i], ext);
+		q_sql(&q, " THEN %d", (int)order[i]);
+	}
+	q_sql(&q, " ELSE %d END AS st, count(*) FROM %s GROUP BY 1, 2 ORDER BY 1",
+	      (int)EVF_STATE_PENDING, s->qt);
+	PGresult *r = run(s, &q, "counting events", &rc);
+	q_free(&q);
+	if (!r)
+		return rc;
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *type = PQgetvalue(r, i, 0);
+		int st = (int)ival(r, i, 1);
+		int64_t cnt = ival(r, i, 2);
+		if (st < 0 || st >= EVF_STATE__COUNT)
+			continue;
+		if (!out->ntypes || strcmp(out->types[out->ntypes - 1].type, type)) {
+			evf_type_counts *t = realloc(out->types, (out->ntypes + 1) * sizeof *t);
+			if (!t || !(memset(&t[out->ntypes], 0, sizeof *t), t[out->ntypes].type = strdup(type))) {
+				if (t)
+					out->types = t;
+				PQclear(r);
+				return evfi_fail(EVF_ENOMEM, "out of memory");
+			}
+			out->types = t;
+			out->ntypes++;
+		}
+		out->types[out->ntypes - 1].counts[st] += cnt;
+		out->counts[st] += cnt;
+		out->total += cnt;
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int pg_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
+                  bool dry_run, int64_t *affected)
+{
+	pg_store *s = PG(base);
+	pgq q = { 0 };
+	int ext = pg_schema_extended(base), rc;
+	if (ext < 0)
+		return ext;
+	if (dry_run)
+		return pg_count(base, f, affected);
+	switch (a) {
+	case EVF_ACTION_REQUEUE:
+		q_sql(&q, "UPDATE %s SET %s", s->qt, ext
+			? "processed = false, error = false, dead = false, attempts = 0, "
+			  "not_before = now(), locked_by = NULL, locked_until = NULL"
+			: "processed = false, error = false");
+		break;
+	case EVF_ACTION_MARK_PROCESSED:
+		q_sql(&q, "UPDATE %s SET %s", s->qt, ext
+			? "processed = true, error = false, dead = false, processed_at = now(), "
+			  "locked_by = NULL, locked_until = NULL"
+			: "processed = true, error = false");
+		break;
+	case EVF_ACTION_DEAD_LETTER:
+		q_sql(&q, "UPDATE %s SET %s", s->qt, ext
+			? "dead = true, locked_by = NULL, locked_until = NULL"
+			: "processed = true, error = true");
+		break;
+	case EVF_ACTION_SET_MAX_ATTEMPTS:
+		if (!ext)
+			return need_extended(s, "set-max-attempts");
+		q_sql(&q, "UPDATE %s SET max_attempts = ", s->qt);
+		q_int(&q, arg);
+		break;
+	}
+	where_clause(&q, f, ext, false);
+	PGresult *r = run(s, &q, evf_action_name(a), &rc);
+	q_free(&q);
+	if (!r)
+		return rc;
+	*affected = strtoll(PQcmdTuples(r), NULL, 10);
+	PQclear(r);
+	return 0;
+}
+
+/* ---- waiting for work ------------------------------------------------------ */
+
+/* Sleep until a NOTIFY for our channel, the timeout or a stop request.
+ * LISTEN is re-issued after a reconnect; when it cannot be had (a pooler
+ * in transaction mode) this degrades to a plain sleep. */
+static int pg_wait(evf_store *base, int64_t ms, volatile sig_atomic_t *stop)
+{
+	pg_store *s = PG(base);
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (s->listen_wanted && !s->listening && !ensure_conn(s)) {
+		pgq q = { 0 };
+		int rc;
+		q_sql(&q, "LISTEN \"%s\"", s->channel);
+		PGresult *r = run(s, &q, "listening", &rc);
+		PQclear(r);
+		q_free(&q);
+		s->listening = rc == 0;
+	}
+	for (;;) {
+		struct timespec t1;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		int64_t left = ms - ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0 || (stop && *stop))
+			return 0;
+		if (!s->listening || conn_lost(s)) {
+			struct timespec ts = { 0, (left < 50 ? left : 50) * 1000000L };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		struct pollfd p = { PQsocket(s->conn), POLLIN, 0 };
+		int r = poll(&p, 1, left < 50 ? (int)left : 50);
+		if (r < 0 && errno != EINTR)
+			return 0;
+		if (r > 0) {
+			if (!PQconsumeInput(s->conn)) {
+				s->listening = false;
+				continue;
+			}
+			PGnotify *nt;
+			bool woke = false;
+			while ((nt = PQnotifies(s->conn))) {
+				woke = true;
+				PQfreemem(nt);
+			}
+			if (woke)
+				return 1;
+		}
+	}
+}
+
+/* ---- open and close ------------------------------------------------------------ */
+
+static void pg_close(evf_store *base)
+{
+	pg_store *s = PG(base);
+	if (!s->borrowed)
+		PQfinish(s->conn);
+	free(s->conninfo);
+	free(s);
+}
+
+static const evf_store_ops pg_ops = {
+	.name = "postgresql",
+	.close = pg_close,
+	.init = pg_init,
+	.schema_extended = pg_schema_extended,
+	.emit = pg_emit,
+	.claim = pg_claim,
+	.complete = pg_complete,
+	.fail_batch = pg_fail,
+	.extend = pg_extend,
+	.release = pg_release,
+	.get = pg_get,
+	.query = pg_query,
+	.count = pg_count,
+	.stats = pg_stats,
+	.act = pg_act,
+	.wait = pg_wait,
+};
+
+static pg_store *pg_new(const evf_options *o, const char *table)
+{
+	pg_store *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->base.ops = &pg_ops;
+	s->base.opts = o;
+	s->base.table = table;
+	s->extended = -1;
+	s->listen_wanted = !o->no_listen;
+	snprintf(s->qt, sizeof s->qt, "\"%s\"", table);
+	snprintf(s->channel, sizeof s->channel, "evf_%s", table);
+	return s;
+}
+
+static void quiet_notices(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg; /* "relation already exists, skipping" and friends */
+}
+
+int evfi_pg_open(evf_store **out, const char *conninfo, const evf_options *o,
+                 const char *table)
+{
+	pg_store *s = pg_new(o, table);
+	if (!s || !(s->conninfo = strdup(conninfo))) {
+		free(s);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	s->conn = PQconnectdb(conninfo);
+	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+		char line[400];
+		snprintf(line, sizeof line, "%s", s->conn ? PQerrorMessage(s->conn) : "out of memory");
+		line[strcspn(line, "\n")] = '\0';
+		pg_close(&s->base);
+		return evfi_fail(EVF_EUNAVAILABLE, "cannot connect to PostgreSQL: %s", line);
+	}
+	PQsetNoticeProcessor(s->conn, quiet_notices, NULL);
+	*out = &s->base;
+	return 0;
+}
+
+int evfi_pg_wrap(evf_store **out, struct pg_conn *conn, const evf_options *o,
+                 const char *table)
+{
+	pg_store *s = pg_new(o, table);
+	if (!s)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	s->conn = conn;
+	s->borrowed = true;
+	s->listen_wanted = false; /* never change the caller's session */
+	*out = &s->base;
+	return 0;
+}
