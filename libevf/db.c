@@ -154,6 +154,17 @@ int evf_init(evf_db *db)
 	return db->store->ops->init(db->store);
 }
 
+int evf_migrate(evf_db *db, bool dry_run, char **out_sql)
+{
+	char *sql = NULL;
+	int rc = db->store->ops->migrate(db->store, dry_run, &sql);
+	if (out_sql)
+		*out_sql = sql;
+	else
+		free(sql);
+	return rc;
+}
+
 int evf_schema_extended(evf_db *db)
 {
 	return db->store->ops->schema_extended(db->store);

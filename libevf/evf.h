@@ -172,6 +172,13 @@ const char *evf_db_display_url(const evf_db *db);
  * Idempotent. */
 int evf_init(evf_db *db);
 
+/* The opt-in upgrade of a table made by the original package: add the
+ * extended columns and indexes in one transaction, keeping every row's
+ * meaning (a processed row with error stays dead).  Never run implicitly.
+ * With dry_run nothing changes.  *out_sql (may be NULL) gets the SQL, the
+ * caller's to free(). */
+int evf_migrate(evf_db *db, bool dry_run, char **out_sql);
+
 /* 1 when the table has the extended columns, 0 when it is a basic (original
  * Django package) table; negative on error (EVF_ESCHEMA: no such table). */
 int evf_schema_extended(evf_db *db);

@@ -72,6 +72,25 @@ void evfi_buf_puts(evfi_buf *b, const char *s);
 void evfi_buf_printf(evfi_buf *b, const char *fmt, ...) EVF_PRINTF(2, 3);
 void evfi_buf_free(evfi_buf *b);
 
+/* ---- schema text shared by the backends (store/ddl.c) ------------------ */
+
+#define EVFI_NBASIC 7
+#define EVFI_NEXT 12
+#define EVFI_ALL_BASIC ((1u << EVFI_NBASIC) - 1)
+#define EVFI_ALL_EXT ((1u << EVFI_NEXT) - 1)
+extern const char *const evfi_basic_columns[EVFI_NBASIC];
+const char *evfi_ext_column(size_t i);
+/* The bit of a column in the basic or extended mask (*basic says which),
+ * or 0 for a column evf does not know. */
+unsigned evfi_column_bit(const char *name, bool *basic);
+/* ", name type" for every extended column (CREATE TABLE). */
+void evfi_ddl_columns(evfi_buf *b, bool pg, int max_attempts);
+/* ALTER TABLE ... ADD COLUMN for the extended columns not in `have`. */
+void evfi_ddl_add_columns(evfi_buf *b, const char *qt, unsigned have, bool pg,
+                          int max_attempts);
+/* The indexes of DESIGN.md and the evf_schema table. */
+void evfi_ddl_indexes(evfi_buf *b, const char *t, const char *qt, bool pg);
+
 /* ---- workers (handler.c, worker.c) -------------------------------------- */
 
 #include <signal.h>

@@ -349,8 +349,12 @@ int evf_worker_step(evf_worker *w, size_t *out_n)
 		return rc;
 	if (n == 0) {
 		free(evs);
+		if (s->ops->end_batch)
+			s->ops->end_batch(s, true);
 		return 0;
 	}
+	/* Basic tables cannot schedule a retry: every failure is final. */
+	bool basic = s->ops->schema_extended(s) == 0;
 	evfi_result *res = calloc(n, sizeof *res);
 	bool *ran = calloc(n, sizeof *ran), *skipped = calloc(n, sizeof *skipped);
 	bool *applied = calloc(n, sizeof *applied);
@@ -413,7 +417,7 @@ int evf_worker_step(evf_worker *w, size_t *out_n)
 		f->lease = w->leases[i];
 		f->message = res[i].message;
 		f->code = res[i].code;
-		f->dead = !res[i].retryable || evs[i]->attempts >= max;
+		f->dead = basic || !res[i].retryable || evs[i]->attempts >= max;
 		if (!f->dead)
 			f->retry_at = now + 1000 * evf_backoff_ms(evs[i]->attempts,
 				w->db->opts.backoff_base_ms, w->db->opts.backoff_max_ms, rng_unit(w));
@@ -452,6 +456,9 @@ int evf_worker_step(evf_worker *w, size_t *out_n)
 	if (rc)
 		goto out;
 
+	/* Outcomes are reported once they are durable. */
+	if (s->ops->end_batch && (rc = s->ops->end_batch(s, true)))
+		goto out;
 	for (size_t i = 0; i < n; i++) {
 		if (!ran[i])
 			continue;
@@ -471,6 +478,8 @@ int evf_worker_step(evf_worker *w, size_t *out_n)
 	if (out_n)
 		*out_n = n;
 out:
+	if (rc && s->ops->end_batch)
+		s->ops->end_batch(s, false); /* a basic batch stays unprocessed */
 	for (size_t i = 0; i < n; i++) {
 		if (res)
 			evfi_result_clear(&res[i]);

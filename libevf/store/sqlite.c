@@ -22,6 +22,8 @@ typedef struct sq_store {
 	sqlite3 *db;
 	bool borrowed;   /* the caller's connection: never closed, no pragmas */
 	int extended;    /* 1 extended, 0 basic, -1 not known yet */
+	bool basic_tx;   /* a basic-table batch holds the write transaction */
+	unsigned have_ext; /* extended columns present (bits of store/ddl.c) */
 	char qt[64];     /* the quoted table name */
 	struct { char *sql; sqlite3_stmt *st; } cache[STMT_CACHE];
 	int cache_next;
@@ -134,11 +136,13 @@ static void bind_time(sqlite3_stmt *st, const char *name, evf_time t)
 
 static int begin(sq_store *s)
 {
-	return exec_sql(s, "BEGIN IMMEDIATE");
+	return s->basic_tx ? 0 : exec_sql(s, "BEGIN IMMEDIATE");
 }
 
 static int commit(sq_store *s)
 {
+	if (s->basic_tx)
+		return 0;
 	int rc = exec_sql(s, "COMMIT");
 	if (rc)
 		exec_sql(s, "ROLLBACK");
@@ -147,6 +151,8 @@ static int commit(sq_store *s)
 
 static void rollback(sq_store *s)
 {
+	if (s->basic_tx)
+		return; /* end_batch decides */
 	if (!sqlite3_get_autocommit(s->db)) {
 		char saved[512];
 		snprintf(saved, sizeof saved, "%s", evf_error_last());
@@ -156,15 +162,6 @@ static void rollback(sq_store *s)
 }
 
 /* ---- schema ---------------------------------------------------------------- */
-
-static const char *const ext_columns[] = {
-	"idempotency_key", "correlation_id", "priority", "not_before", "attempts",
-	"max_attempts", "last_error_at", "processed_at", "error_code", "dead",
-	"locked_by", "locked_until",
-};
-static const char *const basic_columns[] = {
-	"id", "type", "date", "parameters", "processed", "error", "error_message",
-};
 
 static int detect_schema(sq_store *s)
 {
@@ -179,13 +176,13 @@ static int detect_schema(sq_store *s)
 		return sq_err(s, rc, "reading the table's columns");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(st, 1);
+		bool basic;
+		unsigned bit = evfi_column_bit(name ? name : "", &basic);
 		ncols++;
-		for (size_t i = 0; i < sizeof basic_columns / sizeof *basic_columns; i++)
-			if (name && !strcmp(name, basic_columns[i]))
-				have_basic |= 1u << i;
-		for (size_t i = 0; i < sizeof ext_columns / sizeof *ext_columns; i++)
-			if (name && !strcmp(name, ext_columns[i]))
-				have_ext |= 1u << i;
+		if (basic)
+			have_basic |= bit;
+		else
+			have_ext |= bit;
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
@@ -193,11 +190,12 @@ static int detect_schema(sq_store *s)
 	if (ncols == 0)
 		return evfi_fail(EVF_ESCHEMA, "table %s does not exist (run 'evfctl init')",
 		                 s->base.table);
-	if (have_basic != (1u << (sizeof basic_columns / sizeof *basic_columns)) - 1)
+	if (have_basic != EVFI_ALL_BASIC)
 		return evfi_fail(EVF_ESCHEMA, "table %s lacks the columns of an event table "
 		                 "(id, type, date, parameters, processed, error, error_message)",
 		                 s->base.table);
-	s->extended = have_ext == (1u << (sizeof ext_columns / sizeof *ext_columns)) - 1;
+	s->have_ext = have_ext;
+	s->extended = have_ext == EVFI_ALL_EXT;
 	return 0;
 }
 
@@ -226,67 +224,59 @@ static int need_extended(sq_store *s, const char *what)
 	return 0;
 }
 
-static int sq_init(evf_store *base)
+/* init (create) and migrate (add what is missing) share one transaction
+ * shape: look at the table, build the DDL, run it, record the version. */
+static int schema_change(sq_store *s, bool migrate, bool dry_run, char **sql_out)
 {
-	sq_store *s = SQ(base);
 	const char *t = s->base.table, *q = s->qt;
 	evfi_buf b = { 0 };
+	int rc;
 
-	evfi_buf_printf(&b,
-		"CREATE TABLE IF NOT EXISTS %s ("
-		" id INTEGER PRIMARY KEY AUTOINCREMENT,"
-		" type TEXT NOT NULL,"
-		" parameters TEXT NOT NULL DEFAULT '{}',"
-		" date TEXT NOT NULL,"
-		" processed INTEGER NOT NULL DEFAULT 0,"
-		" error INTEGER NOT NULL DEFAULT 0,"
-		" error_message TEXT,"
-		" idempotency_key TEXT,"
-		" correlation_id TEXT,"
-		" priority INTEGER NOT NULL DEFAULT 0,"
-		" not_before TEXT,"
-		" attempts INTEGER NOT NULL DEFAULT 0,"
-		" max_attempts INTEGER NOT NULL DEFAULT %d,"
-		" last_error_at TEXT,"
-		" processed_at TEXT,"
-		" error_code TEXT,"
-		" dead INTEGER NOT NULL DEFAULT 0,"
-		" locked_by TEXT,"
-		" locked_until TEXT);\n", q, s->base.opts->max_attempts);
-	/* The ready queue: claims walk this partial index in claim order. */
-	evfi_buf_printf(&b, "CREATE INDEX IF NOT EXISTS \"%s_ready\" ON %s "
-		"(priority, not_before, id) WHERE processed = 0 AND dead = 0;\n", t, q);
-	evfi_buf_printf(&b, "CREATE INDEX IF NOT EXISTS \"%s_processed_type\" ON %s (processed, type);\n", t, q);
-	evfi_buf_printf(&b, "CREATE INDEX IF NOT EXISTS \"%s_error_date\" ON %s (error, date);\n", t, q);
-	evfi_buf_printf(&b, "CREATE INDEX IF NOT EXISTS \"%s_date\" ON %s (date);\n", t, q);
-	evfi_buf_printf(&b, "CREATE UNIQUE INDEX IF NOT EXISTS \"%s_idempotency\" ON %s "
-		"(type, idempotency_key);\n", t, q);
-	evfi_buf_printf(&b, "CREATE INDEX IF NOT EXISTS \"%s_correlation\" ON %s "
-		"(correlation_id) WHERE correlation_id IS NOT NULL;\n", t, q);
-	evfi_buf_puts(&b, "CREATE TABLE IF NOT EXISTS evf_schema ("
-		" table_name TEXT PRIMARY KEY, version INTEGER NOT NULL,"
-		" updated_at TEXT NOT NULL);\n");
+	if (sql_out)
+		*sql_out = NULL;
+	if ((rc = exec_sql(s, dry_run ? "BEGIN" : "BEGIN IMMEDIATE")))
+		return evfi_wrap(rc, "%s %s", migrate ? "migrating" : "initialising", t);
+	s->extended = -1;
+	rc = detect_schema(s);
+	if (migrate && rc) {
+		exec_sql(s, "ROLLBACK");
+		return evfi_fail(rc, "%s", evf_error_last());
+	}
+	if (!migrate && rc == 0 && !s->extended) {
+		exec_sql(s, "ROLLBACK");
+		return evfi_fail(EVF_EBASIC, "table %s exists as a basic table from the "
+		                 "original package; init never alters it ('evfctl migrate' "
+		                 "adds the extended columns)", t);
+	}
+	evfi_error_clear();
+	if (migrate) {
+		evfi_ddl_add_columns(&b, q, s->have_ext, false, s->base.opts->max_attempts);
+	} else {
+		evfi_buf_printf(&b, "CREATE TABLE IF NOT EXISTS %s (id INTEGER PRIMARY KEY "
+			"AUTOINCREMENT, type TEXT NOT NULL, parameters TEXT NOT NULL DEFAULT '{}', "
+			"date TEXT NOT NULL, processed INTEGER NOT NULL DEFAULT 0, error INTEGER NOT "
+			"NULL DEFAULT 0, error_message TEXT", q);
+		evfi_ddl_columns(&b, false, s->base.opts->max_attempts);
+		evfi_buf_puts(&b, ");\n");
+	}
+	evfi_ddl_indexes(&b, t, q, false);
 	if (b.oom) {
+		exec_sql(s, "ROLLBACK");
 		evfi_buf_free(&b);
 		return evfi_fail(EVF_ENOMEM, "out of memory");
 	}
-	int rc = begin(s);
-	if (rc) {
-		evfi_buf_free(&b);
-		return evfi_wrap(rc, "initialising %s", t);
+	if (dry_run) {
+		exec_sql(s, "ROLLBACK");
+		evfi_buf_printf(&b, "INSERT INTO evf_schema (table_name, version, updated_at) "
+		                "VALUES ('%s', 1, now) ON CONFLICT (table_name) DO UPDATE ...;\n", t);
+		*sql_out = b.data;
+		return b.oom ? (evfi_buf_free(&b), evfi_fail(EVF_ENOMEM, "out of memory")) : 0;
 	}
-	/* An existing basic table must not be half-migrated by init. */
-	s->extended = -1;
-	int ext = detect_schema(s);
-	if (ext == 0 && s->extended == 0) {
-		rollback(s);
-		evfi_buf_free(&b);
-		return evfi_fail(EVF_EBASIC, "table %s exists as a basic table from the "
-		                 "original package; init never alters it", t);
-	}
-	evfi_error_clear();
 	rc = exec_sql(s, b.data);
-	evfi_buf_free(&b);
+	if (sql_out)
+		*sql_out = b.data;
+	else
+		evfi_buf_free(&b);
 	if (!rc) {
 		sqlite3_stmt *st;
 		rc = prepare(s, "INSERT INTO evf_schema (table_name, version, updated_at) "
@@ -302,11 +292,22 @@ static int sq_init(evf_store *base)
 	}
 	if (rc) {
 		rollback(s);
-		return evfi_wrap(rc, "initialising %s", t);
+		return evfi_wrap(rc, "%s %s", migrate ? "migrating" : "initialising", t);
 	}
 	rc = commit(s);
 	s->extended = -1;
+	cache_clear(s); /* statements prepared against the old shape */
 	return rc;
+}
+
+static int sq_init(evf_store *base)
+{
+	return schema_change(SQ(base), false, false, NULL);
+}
+
+static int sq_migrate(evf_store *base, bool dry_run, char **sql_out)
+{
+	return schema_change(SQ(base), true, dry_run, sql_out);
 }
 
 /* ---- rows ------------------------------------------------------------------ */
@@ -405,10 +406,12 @@ static int emit_one(sq_store *s, const evf_emit_item *it, evf_time now,
 		         "error, error_message) VALUES (:type, :params, :now, 0, 0, '') "
 		         "RETURNING id", s->qt);
 	} else {
-		snprintf(sql, sizeof sql, "INSERT INTO %s (type, parameters, date, "
-		         "idempotency_key, correlation_id, priority, not_before, max_attempts) "
-		         "VALUES (:type, :params, :now, :key, :corr, :prio, :nb, :max) "
-		         "ON CONFLICT DO NOTHING RETURNING id", s->qt);
+		/* processed, error and error_message spelled out: migrated
+		 * Django tables have them NOT NULL without defaults */
+		snprintf(sql, sizeof sql, "INSERT INTO %s (type, parameters, date, processed, "
+		         "error, error_message, idempotency_key, correlation_id, priority, "
+		         "not_before, max_attempts) VALUES (:type, :params, :now, 0, 0, '', "
+		         ":key, :corr, :prio, :nb, :max) ON CONFLICT DO NOTHING RETURNING id", s->qt);
 	}
 	/* Look first: a conflicting INSERT would still use up an id. */
 	if (o->key) {
@@ -515,6 +518,83 @@ static int cmp_claim_order(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* Basic tables: take the oldest unprocessed rows and keep the write
+ * transaction open until end_batch, so no other worker can take them. */
+static int claim_basic(sq_store *s, const evf_claim *c, evf_event ***out, size_t *n)
+{
+	evfi_buf sql = { 0 };
+	sqlite3_stmt *st;
+	char *types = NULL;
+	int rc;
+
+	evfi_buf_printf(&sql, "SELECT %s FROM %s WHERE processed = 0", BASIC_COLS, s->qt);
+	if (c->types)
+		evfi_buf_puts(&sql, " AND type IN (SELECT value FROM json_each(:types))");
+	if (c->older_than)
+		evfi_buf_puts(&sql, " AND date <= :older");
+	if (c->only_errors)
+		evfi_buf_puts(&sql, " AND error = 1");
+	evfi_buf_puts(&sql, " ORDER BY id LIMIT :n");
+	if (sql.oom || (c->types && !(types = json_types(c->types, c->ntypes)))) {
+		evfi_buf_free(&sql);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	rc = prepare(s, sql.data, &st);
+	evfi_buf_free(&sql);
+	if (!rc && !(rc = exec_sql(s, "BEGIN IMMEDIATE")))
+		s->basic_tx = true;
+	if (rc) {
+		free(types);
+		return rc;
+	}
+	bind_text(st, ":types", types);
+	free(types);
+	bind_time(st, ":older", c->older_than);
+	size_t cap = (size_t)(c->limit > 0 ? c->limit : 1), got = 0;
+	bind_int(st, ":n", (int64_t)cap);
+	evf_event **evs = calloc(cap, sizeof *evs);
+	evf_time now = evf_now();
+	while (evs && (rc = sqlite3_step(st)) == SQLITE_ROW && got < cap) {
+		evf_event *ev = malloc(sizeof *ev);
+		if (!ev || read_row(st, ev, now)) {
+			free(ev);
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		ev->attempts = 1; /* the lease of a basic batch is its transaction */
+		ev->state = EVF_STATE_RUNNING;
+		evs[got++] = ev;
+	}
+	sqlite3_reset(st);
+	if (!evs || rc != SQLITE_DONE) {
+		rc = evs ? sq_err(s, rc, "claiming events") : evfi_fail(EVF_ENOMEM, "out of memory");
+		for (size_t i = 0; i < got; i++)
+			evf_event_free(evs[i]);
+		free(evs);
+		s->basic_tx = false;
+		exec_sql(s, "ROLLBACK");
+		return rc;
+	}
+	*out = evs;
+	*n = got;
+	return 0;
+}
+
+static int sq_end_batch(evf_store *base, bool ok)
+{
+	sq_store *s = SQ(base);
+	if (!s->basic_tx)
+		return 0;
+	s->basic_tx = false;
+	if (ok)
+		return commit(s);
+	char saved[512];
+	snprintf(saved, sizeof saved, "%s", evf_error_last());
+	exec_sql(s, "ROLLBACK");
+	evfi_fail(EVF_ESTORE, "%s", saved);
+	return 0;
+}
+
 static int sq_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_t *n)
 {
 	sq_store *s = SQ(base);
@@ -525,8 +605,10 @@ static int sq_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 
 	*out = NULL;
 	*n = 0;
-	if ((rc = need_extended(s, "processing")))
+	if ((rc = sq_schema_extended(base)) < 0)
 		return rc;
+	if (rc == 0)
+		return claim_basic(s, c, out, n);
 	/* INDEXED BY pins the ready-queue index: with statistics gathered while
 	 * every row was pending the planner would otherwise scan the table. */
 	evfi_buf_printf(&sql, "UPDATE %s SET locked_by = :w, locked_until = :until, "
@@ -617,8 +699,12 @@ static int lease_update(sq_store *s, const char *set, const char *worker_id,
 	char *l = json_leases(leases, n);
 	if (!l)
 		return evfi_fail(EVF_ENOMEM, "out of memory");
-	snprintf(sql, sizeof sql, "UPDATE %s SET %s WHERE " LEASE_MATCH "%s", s->qt, set,
-	         applied ? " RETURNING id" : "");
+	if (s->basic_tx) /* the rows are ours while the transaction lasts */
+		snprintf(sql, sizeof sql, "UPDATE %s SET %s WHERE id IN (SELECT value ->> 0 "
+		         "FROM json_each(:l))%s", s->qt, set, applied ? " RETURNING id" : "");
+	else
+		snprintf(sql, sizeof sql, "UPDATE %s SET %s WHERE " LEASE_MATCH "%s", s->qt, set,
+		         applied ? " RETURNING id" : "");
 	if ((rc = prepare(s, sql, &st)) || (rc = begin(s))) {
 		free(l);
 		return evfi_wrap(rc, "%s", what);
@@ -648,7 +734,9 @@ static int lease_update(sq_store *s, const char *set, const char *worker_id,
 static int sq_complete(evf_store *base, const char *worker_id, const evf_lease *leases,
                        size_t n, bool *applied)
 {
-	return lease_update(SQ(base), "processed = 1, error = 0, processed_at = :now, "
+	sq_store *s = SQ(base);
+	return lease_update(s, s->basic_tx ? "processed = 1, error = 0"
+	                    : "processed = 1, error = 0, processed_at = :now, "
 	                    "locked_by = NULL, locked_until = NULL", worker_id, leases, n,
 	                    evf_now(), 0, applied, "completing events");
 }
@@ -656,6 +744,8 @@ static int sq_complete(evf_store *base, const char *worker_id, const evf_lease *
 static int sq_extend(evf_store *base, const char *worker_id, const evf_lease *leases,
                      size_t n, int64_t lock_ms)
 {
+	if (SQ(base)->basic_tx)
+		return 0; /* the transaction holds the rows as long as it lasts */
 	evf_time now = evf_now();
 	return lease_update(SQ(base), "locked_until = :until", worker_id, leases, n,
 	                    now, now + lock_ms * 1000, NULL, "extending leases");
@@ -664,6 +754,8 @@ static int sq_extend(evf_store *base, const char *worker_id, const evf_lease *le
 static int sq_release(evf_store *base, const char *worker_id, const evf_lease *leases,
                       size_t n)
 {
+	if (SQ(base)->basic_tx)
+		return 0; /* untouched rows are simply not updated */
 	return lease_update(SQ(base), "locked_by = NULL, locked_until = NULL, "
 	                    "attempts = MAX(attempts - 1, 0)", worker_id, leases, n,
 	                    0, 0, NULL, "releasing events");
@@ -679,10 +771,14 @@ static int sq_fail(evf_store *base, const char *worker_id, const evf_failure_rec
 
 	if (n == 0)
 		return 0;
-	snprintf(sql, sizeof sql, "UPDATE %s SET error = 1, error_message = :msg, "
-	         "error_code = :code, last_error_at = :now, locked_by = NULL, "
-	         "locked_until = NULL, dead = :dead, not_before = :retry "
-	         "WHERE id = :id AND locked_by = :w AND attempts = :att", s->qt);
+	if (s->basic_tx) /* final, as the original package recorded failures */
+		snprintf(sql, sizeof sql, "UPDATE %s SET processed = 1, error = 1, "
+		         "error_message = :msg WHERE id = :id", s->qt);
+	else
+		snprintf(sql, sizeof sql, "UPDATE %s SET error = 1, error_message = :msg, "
+		         "error_code = :code, last_error_at = :now, locked_by = NULL, "
+		         "locked_until = NULL, dead = :dead, not_before = :retry "
+		         "WHERE id = :id AND locked_by = :w AND attempts = :att", s->qt);
 	if ((rc = prepare(s, sql, &st)) || (rc = begin(s)))
 		return evfi_wrap(rc, "recording failures");
 	evf_time now = evf_now();
@@ -1074,6 +1170,8 @@ static const evf_store_ops sqlite_ops = {
 	.count = sq_count,
 	.stats = sq_stats,
 	.act = sq_act,
+	.end_batch = sq_end_batch,
+	.migrate = sq_migrate,
 };
 
 static sq_store *sq_new(const evf_options *o, const char *table)

@@ -6,6 +6,11 @@
  * of its own unless the backend runs on a borrowed connection that is
  * already inside the caller's transaction (emit only).
  *
+ * Basic tables (made by the original Django package, without the extended
+ * columns) have no leases: claim opens a transaction that end_batch closes,
+ * every failure is final (processed and error, as the original recorded
+ * it), and the lease arguments are ignored.
+ *
  * Leases: a claim sets locked_by = the worker id, locked_until and
  * attempts += 1.  complete/fail/extend/release write only rows whose
  * (id, locked_by, attempts) still match the claim, so a worker whose lease
@@ -53,6 +58,10 @@ typedef struct evf_store_ops {
 	const char *name;
 	void (*close)(evf_store *s);
 	int (*init)(evf_store *s);
+	/* Add the extended columns and indexes to a basic table in one
+	 * transaction; with dry_run only *sql (caller frees) says what would
+	 * run.  Harmless on a table that has them. */
+	int (*migrate)(evf_store *s, bool dry_run, char **sql);
 	/* 1 extended, 0 basic, <0 error (EVF_ESCHEMA when the table is
 	 * missing). */
 	int (*schema_extended)(evf_store *s);
@@ -81,6 +90,11 @@ typedef struct evf_store_ops {
 	/* f->states is already restricted to the action's states. */
 	int (*act)(evf_store *s, evf_action a, const evf_filter *f, int arg,
 	           bool dry_run, int64_t *affected);
+	/* Close the batch opened by claim.  Only basic tables (no lease
+	 * columns) keep a transaction open from claim to here, holding their
+	 * rows locked while the handlers run, as the original package did;
+	 * commit=false rolls it back so the events stay unprocessed. */
+	int (*end_batch)(evf_store *s, bool commit);
 	/* Optional: sleep up to ms or until new work is announced (1) or stop
 	 * is set.  Without it the worker just sleeps. */
 	int (*wait)(evf_store *s, int64_t ms, volatile sig_atomic_t *stop);

@@ -678,15 +678,72 @@ static void test_basic_table_from_original_package(void **state)
 	eo.key = "k";
 	assert_int_equal(evf_emit(db, "c", "{}", &eo, NULL), EVF_EBASIC);
 
+	/* process like the original command: each unprocessed event once, a
+	 * failure is final (processed with error) */
 	evf_worker *w;
-	EVF_OK_OR_FAIL(evf_worker_new(&w, db, NULL));
-	EVF_OK_OR_FAIL(evf_register_exec(w, "*", "true", 0));
-	assert_int_equal(evf_worker_step(w, NULL), EVF_EBASIC);
+	evf_worker_options wo = EVF_WORKER_OPTIONS_INIT;
+	wo.once = true;
+	wo.batch_size = 2;
+	EVF_OK_OR_FAIL(evf_worker_new(&w, db, &wo));
+	EVF_OK_OR_FAIL(evf_register_exec(w, "a", "true", 0));
+	EVF_OK_OR_FAIL(evf_register_exec(w, "b", "echo nope >&2; exit 1", 0));
+	EVF_OK_OR_FAIL(evf_register_exec(w, "c", "true", 0));
+	EVF_OK_OR_FAIL(evf_worker_run(w));
+	evf_worker_counters wc;
+	evf_worker_counters_get(w, &wc);
+	assert_int_equal(wc.processed, 2); /* a#1 and c */
+	assert_int_equal(wc.dead, 2);      /* the requeued b and the half-failed b */
+	evf_worker_free(w);
+	EVF_OK_OR_FAIL(evf_stats_get(db, &st));
+	assert_int_equal(st->counts[EVF_STATE_DONE], 3);
+	assert_int_equal(st->counts[EVF_STATE_DEAD], 2);
+	assert_int_equal(st->total, 5);
+	evf_stats_free(st);
+	EVF_OK_OR_FAIL(evf_get(db, 4, &ev));
+	assert_true(ev->processed && ev->error);
+	assert_string_equal(ev->error_message, "nope");
+	evf_event_free(ev);
+	/* nothing is handled twice */
+	EVF_OK_OR_FAIL(evf_worker_new(&w, db, &wo));
+	EVF_OK_OR_FAIL(evf_register_exec(w, "*", "exit 1", 0));
+	EVF_OK_OR_FAIL(evf_worker_run(w));
+	evf_worker_counters_get(w, &wc);
+	assert_int_equal(wc.processed + wc.failed, 0);
 	evf_worker_free(w);
 	evf_close(db);
 
 	/* the table still has exactly its seven columns */
 	assert_int_equal(contract->column_count("app_eventmodel"), 7);
+
+	/* migrate is the opt-in upgrade: a dry run shows and changes nothing */
+	EVF_OK_OR_FAIL(contract->reopen(&db, &o));
+	char *sql = NULL;
+	EVF_OK_OR_FAIL(evf_migrate(db, true, &sql));
+	assert_non_null(strstr(sql, "ADD COLUMN locked_until"));
+	assert_non_null(strstr(sql, "app_eventmodel_ready"));
+	free(sql);
+	assert_int_equal(contract->column_count("app_eventmodel"), 7);
+	EVF_OK_OR_FAIL(evf_migrate(db, false, NULL));
+	assert_int_equal(contract->column_count("app_eventmodel"), 19);
+	assert_int_equal(evf_schema_extended(db), 1);
+	EVF_OK_OR_FAIL(evf_migrate(db, false, NULL)); /* again: harmless */
+	EVF_OK_OR_FAIL(evf_stats_get(db, &st));      /* every row kept its meaning */
+	assert_int_equal(st->counts[EVF_STATE_DONE], 3);
+	assert_int_equal(st->counts[EVF_STATE_DEAD], 2);
+	evf_stats_free(st);
+	/* and now retries, keys and leases work */
+	eo.key = "k";
+	EVF_OK_OR_FAIL(evf_emit(db, "d", "{}", &eo, NULL));
+	EVF_OK_OR_FAIL(evf_worker_new(&w, db, &wo));
+	EVF_OK_OR_FAIL(evf_register_exec(w, "d", "exit 75", 0));
+	EVF_OK_OR_FAIL(evf_worker_step(w, NULL));
+	evf_worker_free(w);
+	f = (evf_filter)EVF_FILTER_INIT;
+	f.type = "d";
+	f.states = 1u << EVF_STATE_FAILED;
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 1);
+	evf_close(db);
 }
 
 /* ---- queries and actions ------------------------------------------------------ */

@@ -1,0 +1,86 @@
+/* ddl.c - the schema, written once for both backends: the columns, the
+ * indexes and the migration of tables made by the original package. */
+#include "evf_internal.h"
+
+#include <string.h>
+
+const char *const evfi_basic_columns[EVFI_NBASIC] = {
+	"id", "type", "date", "parameters", "processed", "error", "error_message",
+};
+
+/* The extended columns with their SQLite and PostgreSQL types; the
+ * defaults give old rows their old meaning (nothing scheduled, never
+ * tried, not dead). */
+static const struct {
+	const char *name, *sqlite, *pg;
+} ext[EVFI_NEXT] = {
+	{ "idempotency_key", "TEXT", "text" },
+	{ "correlation_id", "TEXT", "text" },
+	{ "priority", "INTEGER NOT NULL DEFAULT 0", "integer NOT NULL DEFAULT 0" },
+	{ "not_before", "TEXT", "timestamptz" },
+	{ "attempts", "INTEGER NOT NULL DEFAULT 0", "integer NOT NULL DEFAULT 0" },
+	{ "max_attempts", "INTEGER NOT NULL DEFAULT %d", "integer NOT NULL DEFAULT %d" },
+	{ "last_error_at", "TEXT", "timestamptz" },
+	{ "processed_at", "TEXT", "timestamptz" },
+	{ "error_code", "TEXT", "text" },
+	{ "dead", "INTEGER NOT NULL DEFAULT 0", "boolean NOT NULL DEFAULT false" },
+	{ "locked_by", "TEXT", "text" },
+	{ "locked_until", "TEXT", "timestamptz" },
+};
+
+const char *evfi_ext_column(size_t i)
+{
+	return i < EVFI_NEXT ? ext[i].name : NULL;
+}
+
+void evfi_ddl_columns(evfi_buf *b, bool pg, int max_attempts)
+{
+	for (size_t i = 0; i < EVFI_NEXT; i++) {
+		evfi_buf_printf(b, ", %s ", ext[i].name);
+		evfi_buf_printf(b, pg ? ext[i].pg : ext[i].sqlite, max_attempts);
+	}
+}
+
+void evfi_ddl_add_columns(evfi_buf *b, const char *qt, unsigned have, bool pg,
+                          int max_attempts)
+{
+	for (size_t i = 0; i < EVFI_NEXT; i++) {
+		if (have & (1u << i))
+			continue;
+		evfi_buf_printf(b, "ALTER TABLE %s ADD COLUMN %s ", qt, ext[i].name);
+		evfi_buf_printf(b, pg ? ext[i].pg : ext[i].sqlite, max_attempts);
+		evfi_buf_puts(b, ";\n");
+	}
+}
+
+void evfi_ddl_indexes(evfi_buf *b, const char *t, const char *qt, bool pg)
+{
+	const char *no = pg ? "false" : "0";
+	/* The ready queue: claims walk this partial index in claim order. */
+	evfi_buf_printf(b, "CREATE INDEX IF NOT EXISTS \"%s_ready\" ON %s "
+		"(priority, not_before, id) WHERE processed = %s AND dead = %s;\n", t, qt, no, no);
+	evfi_buf_printf(b, "CREATE INDEX IF NOT EXISTS \"%s_processed_type\" ON %s (processed, type);\n", t, qt);
+	evfi_buf_printf(b, "CREATE INDEX IF NOT EXISTS \"%s_error_date\" ON %s (error, date);\n", t, qt);
+	evfi_buf_printf(b, "CREATE INDEX IF NOT EXISTS \"%s_date\" ON %s (date);\n", t, qt);
+	evfi_buf_printf(b, "CREATE UNIQUE INDEX IF NOT EXISTS \"%s_idempotency\" ON %s "
+		"(type, idempotency_key);\n", t, qt);
+	evfi_buf_printf(b, "CREATE INDEX IF NOT EXISTS \"%s_correlation\" ON %s "
+		"(correlation_id) WHERE correlation_id IS NOT NULL;\n", t, qt);
+	evfi_buf_printf(b, "CREATE TABLE IF NOT EXISTS evf_schema (table_name %s PRIMARY KEY, "
+		"version integer NOT NULL, updated_at %s NOT NULL);\n",
+		pg ? "text" : "TEXT", pg ? "timestamptz" : "TEXT");
+}
+
+unsigned evfi_column_bit(const char *name, bool *basic)
+{
+	for (size_t i = 0; i < EVFI_NBASIC; i++)
+		if (!strcmp(name, evfi_basic_columns[i])) {
+			*basic = true;
+			return 1u << i;
+		}
+	*basic = false;
+	for (size_t i = 0; i < EVFI_NEXT; i++)
+		if (!strcmp(name, ext[i].name))
+			return 1u << i;
+	return 0;
+}
