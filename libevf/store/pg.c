@@ -521,6 +521,128 @@ static int emit_one(pg_store *s, const evf_emit_item *it, evf_emit_result *res)
 	                               "but no duplicate was found", it->type);
 }
 
+/* One COPY text-format field: backslash escapes, \N for NULL. */
+static void copy_field(evfi_buf *b, const char *v, bool last)
+{
+	if (!v) {
+		evfi_buf_puts(b, "\\N");
+	} else {
+		for (const char *p = v; *p; p++) {
+			switch (*p) {
+			case '\\': evfi_buf_puts(b, "\\\\"); break;
+			case '\t': evfi_buf_puts(b, "\\t"); break;
+			case '\n': evfi_buf_puts(b, "\\n"); break;
+			case '\r': evfi_buf_puts(b, "\\r"); break;
+			default: evfi_buf_add(b, p, 1);
+			}
+		}
+	}
+	evfi_buf_add(b, last ? "\n" : "\t", 1);
+}
+
+/* Batches without idempotency keys go in with COPY: ids come from the
+ * table's sequence first, so each item still learns its id. */
+static int emit_copy(pg_store *s, const evf_emit_item *items, size_t n,
+                     evf_emit_result *out)
+{
+	pgq q = { 0 };
+	int rc;
+	char qt_lit[80];
+	snprintf(qt_lit, sizeof qt_lit, "%s", s->qt);
+	q_sql(&q, "SELECT nextval(pg_get_serial_sequence(");
+	q_arg(&q, qt_lit);
+	q_sql(&q, ", 'id')), " TS("now()") " FROM generate_series(1, ");
+	q_int(&q, (int64_t)n);
+	q_sql(&q, ")");
+	PGresult *r = run(s, &q, "reserving ids", &rc);
+	q_free(&q);
+	if (!r)
+		return rc;
+	if ((size_t)PQntuples(r) != n) {
+		PQclear(r);
+		return evfi_fail(EVF_ESTORE, "reserving ids: the sequence gave too few");
+	}
+	evf_time now = ival(r, 0, 1);
+	int64_t *ids = malloc(n * sizeof *ids);
+	if (!ids) {
+		PQclear(r);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		ids[i] = ival(r, (int)i, 0);
+		if (out)
+			out[i] = (evf_emit_result){ ids[i], false };
+	}
+	PQclear(r);
+
+	char sql[256];
+	snprintf(sql, sizeof sql, "COPY %s (id, type, parameters, date, processed, error, "
+	         "error_message, correlation_id, priority, not_before, max_attempts) "
+	         "FROM STDIN", s->qt);
+	r = PQexec(s->conn, sql);
+	if (PQresultStatus(r) != PGRES_COPY_IN) {
+		rc = pg_errmsg(s, r, "starting COPY");
+		PQclear(r);
+		free(ids);
+		return rc;
+	}
+	PQclear(r);
+	evfi_buf b = { 0 };
+	char date[48], nb[48], num[32], prio[16], max[16];
+	evf_time_format(date, sizeof date, now);
+	strcat(date, "+00");
+	rc = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		const evf_emit_options *o = &items[i].opts;
+		snprintf(num, sizeof num, "%lld", (long long)ids[i]);
+		snprintf(prio, sizeof prio, "%d", o->priority);
+		snprintf(max, sizeof max, "%d", o->max_attempts > 0 ? o->max_attempts
+		                                                    : s->base.opts->max_attempts);
+		evf_time_format(nb, sizeof nb, o->not_before ? o->not_before : now + o->delay_ms * 1000);
+		strcat(nb, "+00");
+		copy_field(&b, num, false);
+		copy_field(&b, items[i].type, false);
+		copy_field(&b, items[i].parameters ? items[i].parameters : "{}", false);
+		copy_field(&b, date, false);
+		copy_field(&b, "f", false);
+		copy_field(&b, "f", false);
+		copy_field(&b, "", false);
+		copy_field(&b, o->correlation_id, false);
+		copy_field(&b, prio, false);
+		copy_field(&b, nb, false);
+		copy_field(&b, max, true);
+		if (b.oom) {
+			rc = evfi_fail(EVF_ENOMEM, "out of memory");
+			break;
+		}
+		if (b.len >= 256 * 1024 || i + 1 == n) {
+			if (PQputCopyData(s->conn, b.data, (int)b.len) != 1)
+				rc = pg_errmsg(s, NULL, "sending events");
+			b.len = 0;
+		}
+	}
+	evfi_buf_free(&b);
+	free(ids);
+	if (PQputCopyEnd(s->conn, rc ? "aborted" : NULL) != 1 && !rc)
+		rc = pg_errmsg(s, NULL, "ending COPY");
+	while ((r = PQgetResult(s->conn))) {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && !rc)
+			rc = pg_errmsg(s, r, "copying events");
+		PQclear(r);
+	}
+	return rc;
+}
+
+static bool copyable(const pg_store *s, const evf_emit_item *items, size_t n)
+{
+	if (!s->extended || n < 16)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (items[i].opts.key)
+			return false; /* duplicates need ON CONFLICT, one by one */
+	return true;
+}
+
 static int pg_emit(evf_store *base, const evf_emit_item *items, size_t n,
                    evf_emit_result *out)
 {
@@ -535,7 +657,9 @@ static int pg_emit(evf_store *base, const evf_emit_item *items, size_t n,
 	bool own = PQtransactionStatus(s->conn) == PQTRANS_IDLE;
 	if ((rc = run_simple(s, own ? "BEGIN" : "SAVEPOINT evf_emit", "emitting")))
 		return rc;
-	for (size_t i = 0; i < n && !rc; i++) {
+	if (copyable(s, items, n))
+		rc = emit_copy(s, items, n, out);
+	for (size_t i = 0; i < n && !rc && !copyable(s, items, n); i++) {
 		evf_emit_result r = { 0, false };
 		rc = emit_one(s, &items[i], &r);
 		if (!rc && out)

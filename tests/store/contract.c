@@ -153,6 +153,39 @@ static void test_emit_invalid_json_writes_nothing(void **state)
 	evf_close(db);
 }
 
+static void test_emit_big_batch(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	enum { N = 300 };
+	evf_emit_item items[N];
+	evf_emit_result res[N];
+	for (int i = 0; i < N; i++) {
+		items[i] = (evf_emit_item){ i % 2 ? "odd" : "even",
+			i == 7 ? "{\"s\":\"tab\\there\\nnew \\\\ back\"}" : "{\"i\":1}",
+			EVF_EMIT_OPTIONS_INIT };
+	}
+	items[5].opts.correlation_id = "c\t5";
+	items[6].opts.priority = -3;
+	items[6].opts.delay_ms = 3600000;
+	EVF_OK_OR_FAIL(evf_emit_batch(db, items, N, res));
+	for (int i = 1; i < N; i++)
+		assert_int_equal(res[i].id, res[i - 1].id + 1);
+	evf_event *ev = get(db, res[7].id);
+	assert_non_null(strstr(ev->parameters, "tab\\there\\nnew \\\\ back"));
+	evf_event_free(ev);
+	ev = get(db, res[5].id);
+	assert_string_equal(ev->correlation_id, "c\t5");
+	assert_string_equal(ev->type, "odd");
+	evf_event_free(ev);
+	ev = get(db, res[6].id);
+	assert_int_equal(ev->priority, -3);
+	assert_int_equal(ev->state, EVF_STATE_SCHEDULED);
+	evf_event_free(ev);
+	assert_int_equal(count_state(db, EVF_STATE_PENDING), N - 1);
+	evf_close(db);
+}
+
 static void test_idempotency(void **state)
 {
 	(void)state;
@@ -954,6 +987,7 @@ int contract_run(const contract_backend *b)
 		cmocka_unit_test(test_init_idempotent),
 		cmocka_unit_test(test_emit_roundtrip),
 		cmocka_unit_test(test_emit_invalid_json_writes_nothing),
+		cmocka_unit_test(test_emit_big_batch),
 		cmocka_unit_test(test_idempotency),
 		cmocka_unit_test(test_claim_order_and_schedule),
 		cmocka_unit_test(test_complete_and_stale_worker),
