@@ -390,6 +390,30 @@ typedef struct evf_stats {
 int evf_stats_get(evf_db *db, evf_stats **out);
 void evf_stats_free(evf_stats *s);
 
+/* What a live console shows in its header, cheap enough to ask for every
+ * refresh: the states of the queue (pending, scheduled, running, failed,
+ * stuck) are exact; done and dead may be estimated on large tables, which
+ * `estimated` says. */
+typedef struct evf_overview {
+	int64_t counts[EVF_STATE__COUNT];
+	int64_t total;
+	bool estimated;
+	evf_time oldest_ready;  /* when the oldest ready event became ready; 0 = none */
+	int64_t workers;        /* distinct lease holders right now */
+	evf_time now;           /* the database's clock */
+} evf_overview;
+int evf_overview_get(evf_db *db, evf_overview *out);
+
+/* Failures grouped by message (and type), most frequent first. */
+typedef struct evf_error_group {
+	char *type;
+	char *message;     /* the first line, at most 200 bytes */
+	int64_t count;
+	evf_time last_at;
+} evf_error_group;
+int evf_error_groups_get(evf_db *db, size_t limit, evf_error_group **out, size_t *n);
+void evf_error_groups_free(evf_error_group *g, size_t n);
+
 typedef enum evf_action {
 	EVF_ACTION_REQUEUE = 0,      /* ready now, attempts reset, error cleared */
 	EVF_ACTION_MARK_PROCESSED,   /* done without running */

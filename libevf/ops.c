@@ -93,3 +93,27 @@ int evf_act(evf_db *db, evf_action a, const evf_filter *f, int arg,
 	}
 	return db->store->ops->act(db->store, a, &g, arg, dry_run, affected);
 }
+
+int evf_overview_get(evf_db *db, evf_overview *out)
+{
+	memset(out, 0, sizeof *out);
+	return db->store->ops->overview(db->store, out);
+}
+
+int evf_error_groups_get(evf_db *db, size_t limit, evf_error_group **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (limit == 0 || limit > 1000)
+		return evfi_fail(EVF_EINVAL, "error group limit must be 1 to 1000");
+	return db->store->ops->error_groups(db->store, limit, out, n);
+}
+
+void evf_error_groups_free(evf_error_group *g, size_t n)
+{
+	for (size_t i = 0; g && i < n; i++) {
+		free(g[i].type);
+		free(g[i].message);
+	}
+	free(g);
+}

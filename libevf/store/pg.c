@@ -1257,9 +1257,13 @@ static int pg_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
 			: "processed = true, error = false");
 		break;
 	case EVF_ACTION_DEAD_LETTER:
+		/* error too: every dead row then sits in the (error, date) index,
+		 * which is how the overview counts them cheaply */
 		q_sql(&q, "UPDATE %s SET %s", s->qt, ext
-			? "dead = true, locked_by = NULL, locked_until = NULL"
-			: "processed = true, error = true");
+			? "dead = true, error = true, error_message = coalesce(nullif(error_message, ''), "
+			  "'dead-lettered by an operator'), locked_by = NULL, locked_until = NULL"
+			: "processed = true, error = true, error_message = coalesce(nullif(error_message, ''), "
+			  "'dead-lettered by an operator')");
 		break;
 	case EVF_ACTION_SET_MAX_ATTEMPTS:
 		if (!ext)
@@ -1275,6 +1279,127 @@ static int pg_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
 		return rc;
 	*affected = strtoll(PQcmdTuples(r), NULL, 10);
 	PQclear(r);
+	return 0;
+}
+
+/* ---- the console's header -------------------------------------------------- */
+
+/* Beyond this many rows (by the planner's estimate) the total is not
+ * counted, so that a refresh stays cheap on huge tables. */
+#define EXACT_TOTAL_LIMIT 200000
+
+static int one_row(pg_store *s, pgq *q, int64_t *v, int nv, const char *what)
+{
+	int rc;
+	PGresult *r = run(s, q, what, &rc);
+	q_free(q);
+	if (!r)
+		return rc;
+	for (int i = 0; i < nv; i++)
+		v[i] = PQntuples(r) ? ival(r, 0, i) : 0;
+	PQclear(r);
+	return 0;
+}
+
+static int pg_overview(evf_store *base, evf_overview *out)
+{
+	pg_store *s = PG(base);
+	pgq q = { 0 };
+	int ext = pg_schema_extended(base), rc;
+	int64_t v[8] = { 0 };
+	if (ext < 0)
+		return ext;
+	if (ext) {
+		q_sql(&q, "SELECT "
+			"count(*) FILTER (WHERE locked_until IS NULL AND NOT error AND (not_before IS NULL OR not_before <= now())), "
+			"count(*) FILTER (WHERE locked_until IS NULL AND NOT error AND not_before > now()), "
+			"count(*) FILTER (WHERE locked_until > now()), "
+			"count(*) FILTER (WHERE locked_until IS NULL AND error), "
+			"count(*) FILTER (WHERE locked_until <= now()), "
+			TS("min(coalesce(not_before, date)) FILTER (WHERE (locked_until IS NULL OR "
+			"locked_until <= now()) AND (not_before IS NULL OR not_before <= now()))") ", "
+			"count(DISTINCT locked_by) FILTER (WHERE locked_until > now()), " TS("now()")
+			" FROM %s WHERE processed = false AND dead = false", s->qt);
+		if ((rc = one_row(s, &q, v, 8, "counting the queue")))
+			return rc;
+		out->counts[EVF_STATE_PENDING] = v[0];
+		out->counts[EVF_STATE_SCHEDULED] = v[1];
+		out->counts[EVF_STATE_RUNNING] = v[2];
+		out->counts[EVF_STATE_FAILED] = v[3];
+		out->counts[EVF_STATE_STUCK] = v[4];
+		out->oldest_ready = v[5];
+		out->workers = v[6];
+		out->now = v[7];
+		q_sql(&q, "SELECT count(*) FROM %s WHERE error AND (dead OR processed)", s->qt);
+	} else {
+		q_sql(&q, "SELECT count(*) FILTER (WHERE NOT error), count(*) FILTER (WHERE error), "
+		      TS("min(date) FILTER (WHERE NOT error)") ", " TS("now()")
+		      " FROM %s WHERE NOT processed", s->qt);
+		if ((rc = one_row(s, &q, v, 4, "counting the queue")))
+			return rc;
+		out->counts[EVF_STATE_PENDING] = v[0];
+		out->counts[EVF_STATE_FAILED] = v[1];
+		out->oldest_ready = v[2];
+		out->now = v[3];
+		q_sql(&q, "SELECT count(*) FROM %s WHERE error AND processed", s->qt);
+	}
+	if ((rc = one_row(s, &q, v, 1, "counting dead events")))
+		return rc;
+	out->counts[EVF_STATE_DEAD] = v[0];
+	char qt_lit[80];
+	snprintf(qt_lit, sizeof qt_lit, "%s", s->qt);
+	q_sql(&q, "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = ");
+	q_arg(&q, qt_lit);
+	q_sql(&q, "::regclass");
+	if ((rc = one_row(s, &q, v, 1, "sizing the table")))
+		return rc;
+	int64_t total = v[0];
+	if (total <= EXACT_TOTAL_LIMIT) {
+		q_sql(&q, "SELECT count(*) FROM %s", s->qt);
+		if ((rc = one_row(s, &q, v, 1, "counting events")))
+			return rc;
+		total = v[0];
+	} else {
+		out->estimated = true;
+	}
+	int64_t rest = total;
+	for (int i = 0; i < EVF_STATE__COUNT; i++)
+		rest -= out->counts[i];
+	out->counts[EVF_STATE_DONE] = rest > 0 ? rest : 0;
+	out->total = total > 0 ? total : 0;
+	return 0;
+}
+
+static int pg_error_groups(evf_store *base, size_t limit, evf_error_group **out, size_t *n)
+{
+	pg_store *s = PG(base);
+	pgq q = { 0 };
+	int ext = pg_schema_extended(base), rc;
+	if (ext < 0)
+		return ext;
+	q_sql(&q, "SELECT type, left(split_part(coalesce(error_message, ''), E'\\n', 1), 200) AS line, "
+	      "count(*), " TS("max(%s)") " FROM %s WHERE error GROUP BY 1, 2 ORDER BY 3 DESC, 4 DESC "
+	      "LIMIT ", ext ? "last_error_at" : "date", s->qt);
+	q_int(&q, (int64_t)limit);
+	PGresult *r = run(s, &q, "grouping errors", &rc);
+	q_free(&q);
+	if (!r)
+		return rc;
+	size_t rows = (size_t)PQntuples(r);
+	evf_error_group *g = calloc(rows ? rows : 1, sizeof *g);
+	if (!g) {
+		PQclear(r);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < rows; i++) {
+		g[i].type = val(r, (int)i, 0);
+		g[i].message = val(r, (int)i, 1);
+		g[i].count = ival(r, (int)i, 2);
+		g[i].last_at = ival(r, (int)i, 3);
+	}
+	PQclear(r);
+	*out = g;
+	*n = rows;
 	return 0;
 }
 
@@ -1359,6 +1484,8 @@ static const evf_store_ops pg_ops = {
 	.wait = pg_wait,
 	.end_batch = pg_end_batch,
 	.migrate = pg_migrate,
+	.overview = pg_overview,
+	.error_groups = pg_error_groups,
 };
 
 static pg_store *pg_new(const evf_options *o, const char *table)

@@ -1114,8 +1114,12 @@ static int sq_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
 		break;
 	case EVF_ACTION_DEAD_LETTER:
 		/* the original package's way of recording a final failure */
-		set = ext ? "dead = 1, locked_by = NULL, locked_until = NULL"
-		          : "processed = 1, error = 1";
+		/* error = 1 too: every dead row then sits in the (error, date)
+		 * index, which is how the overview counts them cheaply */
+		set = ext ? "dead = 1, error = 1, error_message = coalesce(nullif(error_message, ''), "
+		            "'dead-lettered by an operator'), locked_by = NULL, locked_until = NULL"
+		          : "processed = 1, error = 1, error_message = coalesce(nullif(error_message, ''), "
+		            "'dead-lettered by an operator')";
 		break;
 	case EVF_ACTION_SET_MAX_ATTEMPTS:
 		if (!ext)
@@ -1141,6 +1145,147 @@ static int sq_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
 	}
 	*affected = sqlite3_changes(s->db);
 	return commit(s);
+}
+
+/* ---- the console's header -------------------------------------------------- */
+
+/* Beyond this many rows the total is estimated from the id range instead
+ * of counted, so that a refresh stays cheap on huge tables. */
+#define EXACT_TOTAL_LIMIT 200000
+
+static int one_row(sq_store *s, const char *sql, evf_time now, int64_t *v, int nv,
+                   const char *what)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, what);
+	bind_time(st, ":now", now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		for (int i = 0; i < nv; i++) {
+			if (sqlite3_column_type(st, i) == SQLITE_TEXT) {
+				evf_time t = 0;
+				evf_time_parse(&t, (const char *)sqlite3_column_text(st, i));
+				v[i] = t;
+			} else {
+				v[i] = sqlite3_column_int64(st, i);
+			}
+		}
+		rc = 0;
+	} else {
+		rc = sq_err(s, rc, what);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int sq_overview(evf_store *base, evf_overview *out)
+{
+	sq_store *s = SQ(base);
+	char sql[1400];
+	int ext = sq_schema_extended(base), rc;
+	int64_t v[8] = { 0 };
+	evf_time now = evf_now();
+
+	if (ext < 0)
+		return ext;
+	out->now = now;
+	if (ext) {
+		/* The live states from the ready-queue index alone. */
+		snprintf(sql, sizeof sql, "SELECT "
+			"coalesce(sum(locked_until IS NULL AND error = 0 AND (not_before IS NULL OR not_before <= :now)), 0), "
+			"coalesce(sum(locked_until IS NULL AND error = 0 AND not_before > :now), 0), "
+			"coalesce(sum(locked_until > :now), 0), "
+			"coalesce(sum(locked_until IS NULL AND error = 1), 0), "
+			"coalesce(sum(locked_until <= :now), 0), "
+			"min(CASE WHEN (locked_until IS NULL OR locked_until <= :now) AND "
+			"(not_before IS NULL OR not_before <= :now) THEN coalesce(not_before, date) END), "
+			"count(DISTINCT CASE WHEN locked_until > :now THEN locked_by END) "
+			"FROM %s INDEXED BY \"%s_ready\" WHERE processed = 0 AND dead = 0",
+			s->qt, s->base.table);
+		if ((rc = one_row(s, sql, now, v, 7, "counting the queue")))
+			return rc;
+		out->counts[EVF_STATE_PENDING] = v[0];
+		out->counts[EVF_STATE_SCHEDULED] = v[1];
+		out->counts[EVF_STATE_RUNNING] = v[2];
+		out->counts[EVF_STATE_FAILED] = v[3];
+		out->counts[EVF_STATE_STUCK] = v[4];
+		out->oldest_ready = v[5];
+		out->workers = v[6];
+		/* every dead row has error = 1: count them through that index */
+		snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE error = 1 AND "
+		         "(dead = 1 OR processed = 1)", s->qt);
+	} else {
+		snprintf(sql, sizeof sql, "SELECT coalesce(sum(error = 0), 0), coalesce(sum(error = 1), 0), "
+		         "min(CASE WHEN error = 0 THEN date END) FROM %s WHERE processed = 0", s->qt);
+		if ((rc = one_row(s, sql, now, v, 3, "counting the queue")))
+			return rc;
+		out->counts[EVF_STATE_PENDING] = v[0];
+		out->counts[EVF_STATE_FAILED] = v[1];
+		out->oldest_ready = v[2];
+		snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE error = 1 AND processed = 1", s->qt);
+	}
+	if ((rc = one_row(s, sql, now, v, 1, "counting dead events")))
+		return rc;
+	out->counts[EVF_STATE_DEAD] = v[0];
+	snprintf(sql, sizeof sql, "SELECT coalesce(max(id) - min(id) + 1, 0) FROM %s", s->qt);
+	if ((rc = one_row(s, sql, now, v, 1, "sizing the table")))
+		return rc;
+	int64_t total = v[0];
+	if (total <= EXACT_TOTAL_LIMIT) {
+		snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", s->qt);
+		if ((rc = one_row(s, sql, now, v, 1, "counting events")))
+			return rc;
+		total = v[0];
+	} else {
+		out->estimated = true;
+	}
+	int64_t rest = total;
+	for (int i = 0; i < EVF_STATE__COUNT; i++)
+		rest -= out->counts[i];
+	out->counts[EVF_STATE_DONE] = rest > 0 ? rest : 0;
+	out->total = total > 0 ? total : 0;
+	return 0;
+}
+
+static int sq_error_groups(evf_store *base, size_t limit, evf_error_group **out, size_t *n)
+{
+	sq_store *s = SQ(base);
+	char sql[600];
+	sqlite3_stmt *st;
+	int ext = sq_schema_extended(base), rc;
+	if (ext < 0)
+		return ext;
+	/* grouped by the first line of the message, at most 200 bytes */
+	snprintf(sql, sizeof sql, "SELECT type, substr(m, 1, 200) AS line, count(*), max(at) FROM "
+	         "(SELECT type, CASE WHEN instr(coalesce(error_message, ''), char(10)) > 0 THEN "
+	         "substr(error_message, 1, instr(error_message, char(10)) - 1) ELSE "
+	         "coalesce(error_message, '') END AS m, %s AS at FROM %s WHERE error = 1) "
+	         "GROUP BY type, line ORDER BY 3 DESC, 4 DESC LIMIT :limit",
+	         ext ? "last_error_at" : "date", s->qt);
+	if ((rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL)) != SQLITE_OK)
+		return sq_err(s, rc, "grouping errors");
+	bind_int(st, ":limit", (int64_t)limit);
+	evf_error_group *g = calloc(limit, sizeof *g);
+	size_t got = 0;
+	while (g && (rc = sqlite3_step(st)) == SQLITE_ROW && got < limit) {
+		g[got].type = col_str(st, 0);
+		g[got].message = col_str(st, 1);
+		g[got].count = sqlite3_column_int64(st, 2);
+		g[got].last_at = col_time(st, 3);
+		got++;
+	}
+	sqlite3_finalize(st);
+	if (!g)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		evf_error_groups_free(g, got);
+		return sq_err(s, rc, "grouping errors");
+	}
+	*out = g;
+	*n = got;
+	return 0;
 }
 
 /* ---- open and close ------------------------------------------------------------ */
@@ -1172,6 +1317,8 @@ static const evf_store_ops sqlite_ops = {
 	.act = sq_act,
 	.end_batch = sq_end_batch,
 	.migrate = sq_migrate,
+	.overview = sq_overview,
+	.error_groups = sq_error_groups,
 };
 
 static sq_store *sq_new(const evf_options *o, const char *table)

@@ -87,6 +87,9 @@ typedef struct evf_store_ops {
 	int (*query)(evf_store *s, const evf_filter *f, evf_row_cb cb, void *user);
 	int (*count)(evf_store *s, const evf_filter *f, int64_t *out);
 	int (*stats)(evf_store *s, evf_stats *out);
+	int (*overview)(evf_store *s, evf_overview *out);
+	/* Groups of failed and dead events by (type, error message). */
+	int (*error_groups)(evf_store *s, size_t limit, evf_error_group **out, size_t *n);
 	/* f->states is already restricted to the action's states. */
 	int (*act)(evf_store *s, evf_action a, const evf_filter *f, int arg,
 	           bool dry_run, int64_t *affected);

@@ -890,6 +890,10 @@ static void test_actions(void **state)
 	EVF_OK_OR_FAIL(evf_act(db, EVF_ACTION_DEAD_LETTER, &f, 0, false, &affected));
 	assert_int_equal(affected, 1);
 	assert_int_equal(state_of(db, a), EVF_STATE_DEAD);
+	evf_event *dl = get(db, a);
+	assert_true(dl->error); /* every dead row carries the error flag */
+	assert_string_equal(dl->error_message, "dead-lettered by an operator");
+	evf_event_free(dl);
 	/* dead-lettering it again touches nothing */
 	EVF_OK_OR_FAIL(evf_act(db, EVF_ACTION_DEAD_LETTER, &f, 0, false, &affected));
 	assert_int_equal(affected, 0);
@@ -977,6 +981,26 @@ static void test_state_rule_sql_matches_c(void **state)
 	for (int s = 0; s < EVF_STATE__COUNT; s++)
 		assert_int_equal(st->counts[s], 1);
 	evf_stats_free(st);
+
+	/* the console's header agrees */
+	evf_overview ov;
+	EVF_OK_OR_FAIL(evf_overview_get(db, &ov));
+	for (int s = 0; s < EVF_STATE__COUNT; s++)
+		assert_int_equal(ov.counts[s], 1);
+	assert_int_equal(ov.total, 7);
+	assert_false(ov.estimated);
+	assert_int_equal(ov.workers, 1); /* the stuck one's holder is gone */
+	assert_true(ov.oldest_ready > 0 && ov.oldest_ready <= ov.now);
+
+	evf_error_group *g;
+	size_t ng;
+	EVF_OK_OR_FAIL(evf_error_groups_get(db, 10, &g, &ng));
+	assert_int_equal(ng, 1);
+	assert_string_equal(g[0].type, "r");
+	assert_string_equal(g[0].message, "m");
+	assert_int_equal(g[0].count, 2); /* the failed one and the dead one */
+	assert_true(g[0].last_at > 0);
+	evf_error_groups_free(g, ng);
 	evf_close(db);
 }
 
