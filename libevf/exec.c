@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,28 +46,42 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Child side: never returns. Only async-signal-safe calls after fork. */
-static void child(const char *command, int in_fd, int err_fd, char *const env[])
+/* Start `sh -c command` in a process group of its own with the given
+ * stdin and stderr (stdout joins stderr: it is the worker's log, not its
+ * output).  posix_spawn is about twice as fast as fork+exec here, which is
+ * most of the cost of a small handler. */
+static int spawn(pid_t *pid, const char *command, int in_fd, int err_fd, char *const env[])
 {
-	setpgid(0, 0);
-	if (dup2(in_fd, 0) < 0 || dup2(err_fd, 2) < 0 || dup2(2, 1) < 0)
-		_exit(127);
-	if (in_fd > 2)
-		close(in_fd);
-	if (err_fd > 2)
-		close(err_fd);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = SIG_DFL;
-	sigaction(SIGPIPE, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigset_t none;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, dfl;
+	int rc;
+
+	if ((rc = posix_spawn_file_actions_init(&fa)))
+		return rc;
+	if ((rc = posix_spawnattr_init(&at))) {
+		posix_spawn_file_actions_destroy(&fa);
+		return rc;
+	}
 	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	char *const argv[] = { (char *)"sh", (char *)"-c", (char *)command, NULL };
-	execve("/bin/sh", argv, env);
-	_exit(127);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	sigaddset(&dfl, SIGINT);
+	sigaddset(&dfl, SIGTERM);
+	if (!(rc = posix_spawn_file_actions_adddup2(&fa, in_fd, 0)) &&
+	    !(rc = posix_spawn_file_actions_adddup2(&fa, err_fd, 2)) &&
+	    !(rc = posix_spawn_file_actions_adddup2(&fa, err_fd, 1)) &&
+	    !(rc = posix_spawnattr_setpgroup(&at, 0)) &&
+	    !(rc = posix_spawnattr_setsigmask(&at, &none)) &&
+	    !(rc = posix_spawnattr_setsigdefault(&at, &dfl)) &&
+	    !(rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+	                                         POSIX_SPAWN_SETSIGDEF))) {
+		char *const argv[] = { (char *)"sh", (char *)"-c", (char *)command, NULL };
+		rc = posix_spawn(pid, "/bin/sh", &fa, &at, argv, env);
+	}
+	posix_spawnattr_destroy(&at);
+	posix_spawn_file_actions_destroy(&fa);
+	return rc;
 }
 
 extern char **environ;
@@ -174,23 +189,20 @@ static int exec_run(evf_job *job, const evf_event *ev, void *user)
 		return -1;
 	}
 	int64_t started = mono_ms();
-	pid_t pid = fork();
-	if (pid == 0)
-		child(h->command, in[1], err[1], env);
+	pid_t pid = -1;
+	int serr = spawn(&pid, h->command, in[1], err[1], env);
 	close(in[1]);
 	close(err[1]);
 	free(env);
 	for (int i = 0; i < 4; i++)
 		free(envstore[i]);
-	if (pid < 0) {
-		int e = errno;
+	if (serr) {
 		close(in[0]);
 		close(err[0]);
 		free(json);
-		evf_job_fail(job, 0, "EXEC", true, "cannot start handler: %s", strerror(e));
+		evf_job_fail(job, 0, "EXEC", true, "cannot start handler: %s", strerror(serr));
 		return -1;
 	}
-	setpgid(pid, pid); /* also in the child: whichever runs first wins */
 
 	/* Feed stdin and drain stderr together, so neither side can block the
 	 * other on a full pipe. */

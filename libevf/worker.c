@@ -380,6 +380,8 @@ int evf_worker_step(evf_worker *w, size_t *out_n)
 		rc = evfi_fail(EVF_ENOMEM, "out of memory");
 		goto out;
 	}
+	struct timespec renewed;
+	clock_gettime(CLOCK_MONOTONIC, &renewed);
 	for (size_t i = 0; i < n; i++) {
 		if (ran[i])
 			continue;
@@ -387,6 +389,18 @@ int evf_worker_step(evf_worker *w, size_t *out_n)
 			rel[nrel++] = w->leases[i];
 			ran[i] = false;
 			continue;
+		}
+		/* Events waiting their turn must not lose their lease to a slow
+		 * batch: past half the lease, renew the whole batch.  (A worker
+		 * that hangs stops renewing, and its events come back.) */
+		if (ms_since(&renewed) * 2 >= (double)w->lock_ms) {
+			int erc = s->ops->extend(s, w->id, w->leases, w->nleases, w->lock_ms);
+			if (erc && !transient(erc)) {
+				rc = erc;
+				free(rel);
+				goto out;
+			}
+			clock_gettime(CLOCK_MONOTONIC, &renewed);
 		}
 		run_handler(w, evs, n, i, res, ran, skipped, dur);
 	}

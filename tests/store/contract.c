@@ -326,6 +326,54 @@ static void test_extend_and_release(void **state)
 	evf_close(db);
 }
 
+/* A slow batch renews the lease of the events still waiting their turn:
+ * another worker cannot take them meanwhile. */
+typedef struct thief {
+	evf_db *db;
+	int calls;
+	size_t stolen;
+} thief;
+
+static int slow_then_steal(evf_job *job, const evf_event *ev, void *user)
+{
+	(void)job;
+	(void)ev;
+	thief *t = user;
+	tu_sleep_ms(150);
+	if (++t->calls == 3) {
+		evf_event **evs;
+		t->stolen = claim(t->db, "thief", 10, 60000, &evs);
+		free_events(evs, t->stolen);
+	}
+	return 0;
+}
+
+static void test_lease_renewed_for_waiting_events(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	for (int i = 0; i < 4; i++)
+		emit(db, "slow", "{}");
+	evf_worker_options wo = EVF_WORKER_OPTIONS_INIT;
+	wo.lock_timeout_ms = 300; /* the batch takes 600 ms */
+	evf_worker *w;
+	EVF_OK_OR_FAIL(evf_worker_new(&w, db, &wo));
+	thief t = { db, 0, 0 };
+	evf_handler_options ho = EVF_HANDLER_OPTIONS_INIT;
+	ho.user = &t;
+	EVF_OK_OR_FAIL(evf_register(w, "slow", slow_then_steal, &ho));
+	size_t n;
+	EVF_OK_OR_FAIL(evf_worker_step(w, &n));
+	assert_int_equal(n, 4);
+	assert_int_equal(t.stolen, 0);
+	evf_worker_counters wc;
+	evf_worker_counters_get(w, &wc);
+	assert_int_equal(wc.processed, 4);
+	assert_int_equal(wc.lost, 0);
+	evf_worker_free(w);
+	evf_close(db);
+}
+
 /* ---- the worker ------------------------------------------------------------ */
 
 typedef struct seen {
@@ -1016,6 +1064,7 @@ int contract_run(const contract_backend *b)
 		cmocka_unit_test(test_claim_order_and_schedule),
 		cmocka_unit_test(test_complete_and_stale_worker),
 		cmocka_unit_test(test_extend_and_release),
+		cmocka_unit_test(test_lease_renewed_for_waiting_events),
 		cmocka_unit_test(test_worker_outcomes),
 		cmocka_unit_test(test_worker_batch_when_and_correlation),
 		cmocka_unit_test(test_worker_selection_options),
