@@ -336,6 +336,27 @@ static bool transient(int rc)
 	return rc == EVF_EBUSY || rc == EVF_EUNAVAILABLE;
 }
 
+/* Say that the database is unreachable and when the worker tries again. */
+static void log_retry(evf_worker *w, int64_t pause)
+{
+	if (!w->o.log)
+		return;
+	evfi_buf b = { 0 };
+	if (w->o.log_format == EVF_LOG_JSON) {
+		evfi_buf_printf(&b, "{\"level\":\"warn\",\"msg\":\"retrying\",\"worker\":\"%s\","
+		                "\"retry_in_ms\":%lld}", w->id, (long long)pause);
+	} else {
+		evfi_buf_printf(&b, "level=warn msg=retrying worker=%s retry_in_ms=%lld error=\"",
+		                w->id, (long long)pause);
+		for (const char *p = evf_error_last(); *p; p++)
+			evfi_buf_add(&b, *p == '"' ? "'" : p, 1);
+		evfi_buf_add(&b, "\"", 1);
+	}
+	if (b.data && !b.oom)
+		w->o.log(w->o.log_user, b.data);
+	evfi_buf_free(&b);
+}
+
 int evf_worker_step(evf_worker *w, size_t *out_n)
 {
 	evf_store *s = w->db->store;
@@ -456,6 +477,7 @@ int evf_worker_step(evf_worker *w, size_t *out_n)
 			rc = s->ops->fail_batch(s, w->id, fails, nfail, fail_applied);
 		if (!transient(rc) || waited >= w->lock_ms)
 			break;
+		log_retry(w, pause);
 		idle(w, pause);
 		waited += pause;
 		pause = pause * 2 > 2000 ? 2000 : pause * 2;
@@ -552,14 +574,7 @@ int evf_worker_run(evf_worker *w)
 			 * claimed comes back when its lease expires, and the lease
 			 * check keeps a late write from doing harm. */
 			pause = pause ? (pause * 2 > 5000 ? 5000 : pause * 2) : 10;
-			if (w->o.log && pause >= 1000) {
-				evfi_buf b = { 0 };
-				evfi_buf_printf(&b, "level=warn msg=retrying worker=%s error=\"%s\" "
-				                "retry_in_ms=%lld", w->id, evf_error_last(), (long long)pause);
-				if (b.data)
-					w->o.log(w->o.log_user, b.data);
-				evfi_buf_free(&b);
-			}
+			log_retry(w, pause);
 			idle(w, pause);
 			continue;
 		}

@@ -8,6 +8,7 @@
 #                                 EVF_PG_DIR=... lines on stdout
 #   tests/pg/throwaway.sh env     print those lines again for a running one
 #   tests/pg/throwaway.sh stop    shut it down and remove its directory
+#   tests/pg/throwaway.sh restart restart it (pg_ctl restart -m fast)
 #
 # `env` and `stop` find the server through $EVF_PG_DIR, else through the
 # pointer file left by the last `start` ($EVF_PG_POINTER, default
@@ -179,6 +180,15 @@ cmd_stop() {
 	say "stopped and removed $dir"
 }
 
+# A fast restart, as a test of reconnection would want: sessions are cut,
+# the data stays.
+cmd_restart() {
+	locate
+	as_server_user "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 60 restart \
+		>>"$dir/pg_ctl.log" 2>&1 || die "restart failed: see $dir/pg_ctl.log"
+	say "restarted the server in $dir"
+}
+
 cmd_env() {
 	locate
 	"$bindir/pg_isready" -q -h "$dir" -p "$port" || die "the server in $dir is not running"
@@ -188,12 +198,13 @@ cmd_env() {
 case ${1:-} in
 start) cmd_start ;;
 stop) cmd_stop ;;
+restart) cmd_restart ;;
 env) cmd_env ;;
 -h | --help | help)
 	sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
 	;;
 *)
-	echo "usage: $prog start|stop|env" >&2
+	echo "usage: $prog start|stop|restart|env" >&2
 	exit 2
 	;;
 esac

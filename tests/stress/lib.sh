@@ -17,12 +17,26 @@ command -v python3 >/dev/null 2>&1 || skip "python3 is needed to read evfctl --j
 # EVF_KEEP_TMP=1, for a post-mortem).  Background pids listed in
 # $STRESS_PIDS are killed on exit so that a failing test leaves nothing
 # running.
+#
+# EVF_STRESS_BACKEND=pg runs the same test on PostgreSQL ($EVF_TEST_PG_URL,
+# a table of its own); without a server it is skipped, unless
+# EVF_TEST_REQUIRE_PG is set (CI), which makes that a failure.
 STRESS_PIDS=
+TABLE=evf_event
 stress_setup() {
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/evf-stress.XXXXXX") || fail "mktemp -d failed"
-	DB="$WORK/evf.db"
 	trap 'stress_cleanup' EXIT
 	trap 'exit 1' INT TERM HUP
+	if [ "${EVF_STRESS_BACKEND:-sqlite}" = pg ]; then
+		if [ -z "${EVF_TEST_PG_URL:-}" ]; then
+			[ -z "${EVF_TEST_REQUIRE_PG:-}" ] || fail "EVF_TEST_REQUIRE_PG is set but EVF_TEST_PG_URL is not"
+			skip "set EVF_TEST_PG_URL to run this test on PostgreSQL"
+		fi
+		DB=$EVF_TEST_PG_URL
+		TABLE="evf_stress_$$"
+	else
+		DB="$WORK/evf.db"
+	fi
 	evf init >/dev/null || fail "evfctl init failed"
 }
 stress_cleanup() {
@@ -36,7 +50,7 @@ stress_cleanup() {
 	fi
 }
 
-evf() { "$EVFCTL" --db "$DB" "$@"; }
+evf() { "$EVFCTL" --db "$DB" --table "$TABLE" "$@"; }
 
 # emit_many N TYPE: emit N events of TYPE in one `emit --stdin` transaction.
 emit_many() {

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Four workers drain one SQLite queue at the same time: every event must be
+# Four workers drain one queue at the same time (SQLite, or PostgreSQL with
+# EVF_STRESS_BACKEND=pg): every event must be
 # handled exactly once (no two workers claim the same event, none is lost)
 # and end up done.
 . "${EVF_TEST_SRCDIR:-$(dirname "$0")/../..}/tests/stress/lib.sh"
@@ -19,7 +20,7 @@ i=1
 while [ "$i" -le "$workers" ]; do
 	# Each worker appends the ids it ran to its own file.
 	# Not through the evf function: $! must be evfctl itself, not a subshell.
-	"$EVFCTL" --db "$DB" process --once --batch-size 50 --name "w$i" \
+	"$EVFCTL" --db "$DB" --table "$TABLE" process --once --batch-size 50 --name "w$i" \
 		--exec "t=echo \$EVF_EVENT_ID >> '$WORK/ran.$i'" \
 		>"$WORK/summary.$i" 2>"$WORK/log.$i" &
 	eval "pid_$i=\$!"

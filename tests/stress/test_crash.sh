@@ -18,7 +18,7 @@ ids_to "$WORK/emitted"
 # never depend on how a late one is treated.  After 25 finishes two batches
 # are committed and the third is in flight.
 # Not through the evf function: $! must be evfctl itself, not a subshell.
-"$EVFCTL" --db "$DB" process --lock-timeout "${lease}s" --batch-size "$batch" --poll-interval 100ms --name first \
+"$EVFCTL" --db "$DB" --table "$TABLE" process --lock-timeout "${lease}s" --batch-size "$batch" --poll-interval 100ms --name first \
 	--exec "t=echo \$EVF_EVENT_ID >> '$WORK/started'; sleep 0.05; echo \$EVF_EVENT_ID >> '$WORK/done'" \
 	>"$WORK/first.out" 2>"$WORK/first.log" &
 first=$!
