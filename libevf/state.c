@@ -47,8 +47,8 @@ int evf_state_mask_parse(unsigned *out_mask, const char *list)
 			return rc;
 		mask |= 1u << s;
 		p += n;
-		if (*p == ',')
-			p++;
+		if (*p == ',' && !*++p)
+			return evfi_fail(EVF_EINVAL, "empty state name in '%s'", list);
 	}
 	*out_mask = mask;
 	return 0;

@@ -43,6 +43,8 @@ static void test_state_names(void **state)
 	EVF_OK_OR_FAIL(evf_state_mask_parse(&mask, "failed,dead"));
 	assert_int_equal(mask, (1u << EVF_STATE_FAILED) | (1u << EVF_STATE_DEAD));
 	assert_int_equal(evf_state_mask_parse(&mask, "failed,,dead"), EVF_EINVAL);
+	assert_int_equal(evf_state_mask_parse(&mask, "failed,"), EVF_EINVAL);
+	assert_int_equal(evf_state_mask_parse(&mask, ",failed"), EVF_EINVAL);
 	assert_int_equal(evf_state_mask_parse(&mask, "failed,nope"), EVF_EINVAL);
 	assert_int_equal(evf_state_mask_parse(&mask, ""), EVF_EINVAL);
 }

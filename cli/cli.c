@@ -1,0 +1,506 @@
+/*
+ * cli.c - the evfctl entry point and the helpers every command shares.
+ */
+#include "cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+/* ---- reporting ----------------------------------------------------------- */
+
+static void vreport(const cli_ctx *ctx, const char *fmt, va_list ap)
+{
+	fflush(stdout); /* keep the order of output and error on a terminal */
+	if (ctx != NULL && ctx->cmd != NULL)
+		fprintf(stderr, "evfctl: %s: ", ctx->cmd->name);
+	else
+		fputs("evfctl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+int cli_fail(const cli_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreport(ctx, fmt, ap);
+	va_end(ap);
+	return CLI_EXIT_FAIL;
+}
+
+int cli_usage(const cli_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreport(ctx, fmt, ap);
+	va_end(ap);
+	return CLI_EXIT_USAGE;
+}
+
+int cli_lib_error(const cli_ctx *ctx, int rc)
+{
+	cli_fail(ctx, "%s", evf_error_last());
+	if (rc == EVF_EINVAL || rc == EVF_EREFUSED)
+		return CLI_EXIT_USAGE;
+	return CLI_EXIT_FAIL;
+}
+
+int cli_option_error(const cli_ctx *ctx, int c, char **argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "";
+
+	if (c == ':')
+		return cli_usage(ctx, "option '%s' needs an argument", arg);
+	if (strncmp(arg, "--", 2) == 0)
+		return cli_usage(ctx, "unknown option '%.*s'",
+		                 (int)strcspn(arg, "="), arg);
+	if (optopt > 0 && optopt < UCHAR_MAX && isprint(optopt))
+		return cli_usage(ctx, "unknown option '-%c'", optopt);
+	return cli_usage(ctx, "unknown option '%s'", arg);
+}
+
+int cli_parse_no_options(const cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (c == 'h') {
+			cli_command_help(ctx->cmd);
+			return CLI_EXIT_OK;
+		}
+		return cli_option_error(ctx, c, argv);
+	}
+	return -1;
+}
+
+/* ---- JSON output -------------------------------------------------------- */
+
+_Noreturn void cli_oom(void)
+{
+	fputs("evfctl: out of memory\n", stderr);
+	exit(CLI_EXIT_FAIL);
+}
+
+cJSON *cli_json_object(void)
+{
+	cJSON *obj = cJSON_CreateObject();
+
+	if (obj == NULL)
+		cli_oom();
+	return obj;
+}
+
+cJSON *cli_json_array(void)
+{
+	cJSON *arr = cJSON_CreateArray();
+
+	if (arr == NULL)
+		cli_oom();
+	return arr;
+}
+
+void cli_json_add_number(cJSON *obj, const char *key, double value)
+{
+	if (cJSON_AddNumberToObject(obj, key, value) == NULL)
+		cli_oom();
+}
+
+void cli_json_add_bool(cJSON *obj, const char *key, bool value)
+{
+	if (cJSON_AddBoolToObject(obj, key, value) == NULL)
+		cli_oom();
+}
+
+void cli_json_add_string(cJSON *obj, const char *key, const char *value)
+{
+	if (cJSON_AddStringToObject(obj, key, value) == NULL)
+		cli_oom();
+}
+
+void cli_json_add_item(cJSON *obj, const char *key, cJSON *item)
+{
+	if (item == NULL || !cJSON_AddItemToObject(obj, key, item))
+		cli_oom();
+}
+
+void cli_print_json(cJSON *obj)
+{
+	char *text = cJSON_PrintUnformatted(obj);
+
+	cJSON_Delete(obj);
+	if (text == NULL)
+		cli_oom();
+	puts(text);
+	cJSON_free(text);
+}
+
+/* ---- the database ------------------------------------------------------------ */
+
+int cli_open_db(const cli_ctx *ctx, evf_db **out, bool create)
+{
+	evf_options opts = EVF_OPTIONS_INIT;
+	int rc;
+
+	if (ctx->db_url == NULL)
+		return cli_usage(ctx, "no database given: use --db URL or set EVF_DATABASE_URL");
+	opts.table = ctx->table;
+	opts.create = create;
+	rc = evf_open(out, ctx->db_url, &opts);
+	if (rc < 0)
+		return cli_lib_error(ctx, rc);
+	return CLI_EXIT_OK;
+}
+
+/* ---- values ------------------------------------------------------------------ */
+
+int cli_parse_int64(const cli_ctx *ctx, const char *what, const char *text,
+                    int64_t min, int64_t max, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	/* strtoll would skip blanks and accept '+'; a count is digits only. */
+	if (!isdigit((unsigned char)text[0]) &&
+	    !(text[0] == '-' && isdigit((unsigned char)text[1])))
+		return cli_usage(ctx, "bad number for %s: '%s'", what, text);
+	errno = 0;
+	v = strtoll(text, &end, 10);
+	if (*end != '\0')
+		return cli_usage(ctx, "bad number for %s: '%s'", what, text);
+	if (errno == ERANGE || v < min || v > max) {
+		if (max == INT64_MAX)
+			return cli_usage(ctx, "bad number for %s: '%s' (must be %" PRId64 " or more)",
+			                 what, text, min);
+		return cli_usage(ctx, "bad number for %s: '%s' (must be from %" PRId64 " to %" PRId64 ")",
+		                 what, text, min, max);
+	}
+	*out = v;
+	return CLI_EXIT_OK;
+}
+
+int cli_parse_int(const cli_ctx *ctx, const char *what, const char *text,
+                  int min, int max, int *out)
+{
+	int64_t v;
+	int rc = cli_parse_int64(ctx, what, text, min, max, &v);
+
+	if (rc == CLI_EXIT_OK)
+		*out = (int)v;
+	return rc;
+}
+
+int cli_parse_duration(const cli_ctx *ctx, const char *what, const char *text,
+                       int64_t *out_ms)
+{
+	if (evf_duration_parse(out_ms, text) < 0)
+		return cli_usage(ctx, "bad duration for %s: '%s' (e.g. 500ms, 30s, 5m, 2h, 7d, 1h30m)",
+		                 what, text);
+	return CLI_EXIT_OK;
+}
+
+int cli_parse_time(const cli_ctx *ctx, const char *what, const char *text,
+                   evf_time *out)
+{
+	if (evf_time_parse(out, text) < 0)
+		return cli_usage(ctx, "bad time for %s: '%s' (e.g. 2026-01-02T03:04:05Z, @1767323045)",
+		                 what, text);
+	return CLI_EXIT_OK;
+}
+
+int cli_parse_time_or_ago(const cli_ctx *ctx, const char *what,
+                          const char *text, evf_time *out)
+{
+	int64_t ms;
+
+	if (evf_time_parse(out, text) == 0)
+		return CLI_EXIT_OK;
+	if (evf_duration_parse(&ms, text) == 0) {
+		*out = evf_now() - ms * 1000;
+		return CLI_EXIT_OK;
+	}
+	return cli_usage(ctx, "bad time or duration for %s: '%s' (e.g. 2026-01-02T03:04:05Z, @1767323045, 2h)",
+	                 what, text);
+}
+
+int cli_parse_states(const cli_ctx *ctx, const char *what, const char *text,
+                     unsigned *out_mask)
+{
+	char names[128] = "";
+	size_t len = 0;
+
+	if (evf_state_mask_parse(out_mask, text) == 0 && *out_mask != 0)
+		return CLI_EXIT_OK;
+	for (int s = 0; s < EVF_STATE__COUNT; s++) {
+		int n = snprintf(names + len, sizeof names - len, "%s%s",
+		                 s ? ", " : "", evf_state_name((evf_state)s));
+		if (n < 0 || (size_t)n >= sizeof names - len)
+			break;
+		len += (size_t)n;
+	}
+	return cli_usage(ctx, "unknown state in %s: '%s' (states: %s)", what, text, names);
+}
+
+int cli_parse_ids(const cli_ctx *ctx, int argc, char **argv,
+                  int64_t **out, size_t *out_n)
+{
+	int64_t *ids = NULL;
+
+	*out = NULL;
+	*out_n = 0;
+	if (argc <= 0)
+		return CLI_EXIT_OK;
+	ids = calloc((size_t)argc, sizeof *ids);
+	if (ids == NULL)
+		cli_oom();
+	for (int i = 0; i < argc; i++) {
+		char *end;
+
+		errno = 0;
+		if (!isdigit((unsigned char)argv[i][0]) ||
+		    (ids[i] = strtoll(argv[i], &end, 10), *end != '\0') ||
+		    errno == ERANGE || ids[i] < 1) {
+			free(ids);
+			return cli_usage(ctx, "bad event id '%s'", argv[i]);
+		}
+	}
+	*out = ids;
+	*out_n = (size_t)argc;
+	return CLI_EXIT_OK;
+}
+
+/* ---- filter options -------------------------------------------------------- */
+
+int cli_filter_option(const cli_ctx *ctx, evf_filter *f, int opt,
+                      const char *arg)
+{
+	switch (opt) {
+	case CLI_OPT_STATE:
+		return cli_parse_states(ctx, "--state", arg, &f->states);
+	case CLI_OPT_TYPE:
+		if (arg[0] == '\0')
+			return cli_usage(ctx, "empty event type for --type");
+		f->type = arg;
+		return CLI_EXIT_OK;
+	case CLI_OPT_SINCE:
+		return cli_parse_time_or_ago(ctx, "--since", arg, &f->since);
+	case CLI_OPT_UNTIL:
+		return cli_parse_time_or_ago(ctx, "--until", arg, &f->until);
+	case CLI_OPT_ERRORS:
+		f->errors = true;
+		return CLI_EXIT_OK;
+	case CLI_OPT_CORRELATION_ID:
+		f->correlation_id = arg;
+		return CLI_EXIT_OK;
+	case CLI_OPT_TEXT:
+		f->text = arg;
+		return CLI_EXIT_OK;
+	default:
+		return -1;
+	}
+}
+
+bool cli_filter_given(const evf_filter *f)
+{
+	return f->states != 0 || f->type != NULL || f->since != 0 ||
+	       f->until != 0 || f->errors || f->correlation_id != NULL ||
+	       f->text != NULL;
+}
+
+/* ---- the action commands ------------------------------------------------------ */
+
+static void print_action_result(const cli_ctx *ctx, evf_action action,
+                                int arg, bool dry_run, int64_t n)
+{
+	const char *would = dry_run ? "would " : "";
+
+	if (ctx->json) {
+		cJSON *obj = cli_json_object();
+
+		cli_json_add_string(obj, "action", ctx->cmd->name);
+		cli_json_add_number(obj, "affected", (double)n);
+		cli_json_add_bool(obj, "dry_run", dry_run);
+		if (action == EVF_ACTION_SET_MAX_ATTEMPTS)
+			cli_json_add_number(obj, "max_attempts", arg);
+		cli_print_json(obj);
+		return;
+	}
+	switch (action) {
+	case EVF_ACTION_REQUEUE:
+		printf("%s%s %" PRId64 " events\n", would, dry_run ? "requeue" : "requeued", n);
+		break;
+	case EVF_ACTION_MARK_PROCESSED:
+		printf("%s%s %" PRId64 " events processed\n", would, dry_run ? "mark" : "marked", n);
+		break;
+	case EVF_ACTION_DEAD_LETTER:
+		printf("%s%s %" PRId64 " events\n", would,
+		       dry_run ? "dead-letter" : "dead-lettered", n);
+		break;
+	case EVF_ACTION_SET_MAX_ATTEMPTS:
+		printf("%sset max attempts to %d on %" PRId64 " events\n", would, arg, n);
+		break;
+	}
+}
+
+int cli_run_action(const cli_ctx *ctx, evf_action action, int argc, char **argv)
+{
+	enum { OPT_DRY_RUN = CLI_OPT_COMMAND, OPT_ALL };
+	static const struct option longopts[] = {
+		CLI_FILTER_LONG_OPTIONS,
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "all", no_argument, NULL, OPT_ALL },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	evf_filter filter = EVF_FILTER_INIT;
+	bool dry_run = false;
+	int64_t *ids = NULL, affected = 0;
+	size_t nids = 0;
+	int c, rc, arg = 0;
+	evf_db *db = NULL;
+
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			cli_command_help(ctx->cmd);
+			return CLI_EXIT_OK;
+		case OPT_DRY_RUN:
+			dry_run = true;
+			break;
+		case OPT_ALL:
+			filter.all = true;
+			break;
+		case '?':
+		case ':':
+			return cli_option_error(ctx, c, argv);
+		default:
+			rc = cli_filter_option(ctx, &filter, c, optarg);
+			if (rc != CLI_EXIT_OK)
+				return rc > 0 ? rc : cli_option_error(ctx, '?', argv);
+		}
+	}
+	if (action == EVF_ACTION_SET_MAX_ATTEMPTS) {
+		if (optind >= argc)
+			return cli_usage(ctx, "missing the new maximum number of attempts");
+		rc = cli_parse_int(ctx, "the maximum number of attempts", argv[optind],
+		                   1, INT_MAX, &arg);
+		if (rc != CLI_EXIT_OK)
+			return rc;
+		optind++;
+	}
+	rc = cli_parse_ids(ctx, argc - optind, argv + optind, &ids, &nids);
+	if (rc != CLI_EXIT_OK)
+		return rc;
+	if (nids == 0 && !cli_filter_given(&filter) && !filter.all) {
+		free(ids);
+		return cli_usage(ctx, "refusing to touch every event without --all");
+	}
+	filter.ids = ids;
+	filter.nids = nids;
+
+	rc = cli_open_db(ctx, &db, false);
+	if (rc == CLI_EXIT_OK) {
+		int err = evf_act(db, action, &filter, arg, dry_run, &affected);
+
+		if (err < 0)
+			rc = cli_lib_error(ctx, err);
+		else
+			print_action_result(ctx, action, arg, dry_run, affected);
+	}
+	if (db != NULL)
+		evf_close(db);
+	free(ids);
+	return rc;
+}
+
+/* ---- the entry point ---------------------------------------------------------- */
+
+static int parse_log_format(const cli_ctx *ctx, const char *text,
+                            evf_log_format *out)
+{
+	if (strcmp(text, "logfmt") == 0)
+		*out = EVF_LOG_LOGFMT;
+	else if (strcmp(text, "json") == 0)
+		*out = EVF_LOG_JSON;
+	else
+		return cli_usage(ctx, "unknown log format '%s' (use logfmt or json)", text);
+	return CLI_EXIT_OK;
+}
+
+int cli_main(int argc, char **argv)
+{
+	enum { OPT_DB = CLI_OPT_COMMAND, OPT_TABLE, OPT_JSON, OPT_LOG_FORMAT };
+	static const struct option longopts[] = {
+		{ "db", required_argument, NULL, OPT_DB },
+		{ "table", required_argument, NULL, OPT_TABLE },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	cli_ctx ctx = { 0 };
+	const char *env_url = getenv("EVF_DATABASE_URL");
+	int c, rc;
+
+	ctx.db_url = env_url != NULL && env_url[0] != '\0' ? env_url : NULL;
+	ctx.log_format = EVF_LOG_LOGFMT;
+	opterr = 0;
+	optind = 0;
+	/* '+': stop at the command, whose options are its own. */
+	while ((c = getopt_long(argc, argv, "+:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_DB:
+			ctx.db_url = optarg;
+			break;
+		case OPT_TABLE:
+			ctx.table = optarg;
+			break;
+		case OPT_JSON:
+			ctx.json = true;
+			break;
+		case OPT_LOG_FORMAT:
+			rc = parse_log_format(&ctx, optarg, &ctx.log_format);
+			if (rc != CLI_EXIT_OK)
+				return rc;
+			break;
+		case 'h':
+			cli_main_help();
+			return CLI_EXIT_OK;
+		case 'V':
+			printf("evfctl %s\n", EVF_VERSION_STRING);
+			return CLI_EXIT_OK;
+		default:
+			return cli_option_error(&ctx, c, argv);
+		}
+	}
+	if (optind >= argc)
+		return cli_usage(&ctx, "no command given (try 'evfctl --help')");
+	rc = cli_command_find(&ctx.cmd, argv[optind]);
+	if (rc != CLI_EXIT_OK)
+		return rc;
+
+	argc -= optind;
+	argv += optind;
+	optind = 0; /* a full reset of getopt for the command's own parse */
+	rc = ctx.cmd->exec(&ctx, argc, argv);
+
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		cli_fail(&ctx, "cannot write the output: %s", strerror(errno));
+		return CLI_EXIT_FAIL;
+	}
+	return rc;
+}

@@ -1,0 +1,164 @@
+/*
+ * commands.c - the table of evfctl commands.  Usage lines, `--help`,
+ * `evfctl help COMMAND` and the command list all come from these entries,
+ * so they cannot drift apart.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define ACTION_OPTIONS \
+	CLI_FILTER_HELP \
+	"  --dry-run              only count the events that would change\n" \
+	"  --all                  allow acting with neither ids nor a filter\n"
+
+static const cli_command commands[] = {
+	{ "init", "",
+	  "create the database file (SQLite) and the event table; safe to repeat",
+	  NULL, cmd_init },
+	{ "emit", "[OPTIONS] TYPE [JSON] | --stdin",
+	  "add an event (parameters default to {}), or JSON lines from stdin",
+	  "  --key KEY              idempotency key: a second emit is a duplicate\n"
+	  "  --priority N           smaller runs first (default 0)\n"
+	  "  --in DURATION          do not run before this long from now\n"
+	  "  --at TIME              do not run before this time\n"
+	  "  --correlation-id ID    trace id carried to logs and follow-up events\n"
+	  "  --max-attempts N       tries before the event is dead-lettered\n"
+	  "  --stdin                read one JSON object per line: type, parameters,\n"
+	  "                         key, priority, correlation_id, max_attempts, in|at;\n"
+	  "                         all lines are checked before any is written\n",
+	  cmd_emit },
+	{ "process", "[OPTIONS]",
+	  "run a worker: claim ready events and run their handlers",
+	  "  --exec TYPE=COMMAND    run COMMAND with /bin/sh for TYPE ('*' = any other type)\n"
+	  "  --exec-timeout DURATION  kill an --exec command that runs longer\n"
+	  "  --plugin FILE.so       load handlers from a shared object\n"
+	  "  --types A,B            claim only these types\n"
+	  "  --limit N              stop after N outcomes\n"
+	  "  --batch-size N         events per claim (default 100)\n"
+	  "  --once                 drain what is ready, then exit\n"
+	  "  --older-than DURATION  only events created at least this long ago\n"
+	  "  --only-errors          only events whose last attempt failed\n"
+	  "  --max-attempts N       override every event's maximum attempts\n"
+	  "  --requeue-errors       first make failed and dead events ready\n"
+	  "  --lock-timeout DURATION  lease length (default 5m)\n"
+	  "  --poll-interval DURATION  sleep when idle (default 1s)\n"
+	  "  --name NAME            prefix of the worker id\n",
+	  cmd_process },
+	{ "list", "[OPTIONS]",
+	  "list events, oldest first",
+	  CLI_FILTER_HELP
+	  "  --after ID             start after this id (before it with --desc)\n"
+	  "  --desc                 newest first\n"
+	  "  --limit N              at most N events (default 100; 0 = all)\n",
+	  cmd_list },
+	{ "show", "ID",
+	  "show every column of one event",
+	  NULL, cmd_show },
+	{ "requeue", "[OPTIONS] [ID...]",
+	  "make events ready again: attempts reset, error cleared",
+	  ACTION_OPTIONS, cmd_requeue },
+	{ "mark-processed", "[OPTIONS] [ID...]",
+	  "mark events done without running them",
+	  ACTION_OPTIONS, cmd_mark_processed },
+	{ "dead-letter", "[OPTIONS] [ID...]",
+	  "move events to the dead letters, kept for inspection",
+	  ACTION_OPTIONS, cmd_dead_letter },
+	{ "set-max-attempts", "[OPTIONS] N [ID...]",
+	  "change how many tries events get",
+	  ACTION_OPTIONS, cmd_set_max_attempts },
+	{ "stats", "",
+	  "count events by state and by type",
+	  NULL, cmd_stats },
+	{ "help", "[COMMAND]",
+	  "show the usage of evfctl or of one command",
+	  NULL, cmd_help },
+};
+
+const cli_command *cli_commands(size_t *n)
+{
+	*n = sizeof commands / sizeof commands[0];
+	return commands;
+}
+
+int cli_command_find(const cli_command **out, const char *name)
+{
+	size_t n = sizeof commands / sizeof commands[0], len = strlen(name);
+	const cli_command *found = NULL;
+	size_t matches = 0;
+	char candidates[256] = "";
+
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(commands[i].name, name) == 0) {
+			*out = &commands[i];
+			return CLI_EXIT_OK;
+		}
+	}
+	for (size_t i = 0; len > 0 && i < n; i++) {
+		if (strncmp(commands[i].name, name, len) != 0)
+			continue;
+		found = &commands[i];
+		if (matches++ > 0)
+			strncat(candidates, ", ", sizeof candidates - strlen(candidates) - 1);
+		strncat(candidates, commands[i].name, sizeof candidates - strlen(candidates) - 1);
+	}
+	if (matches == 1) {
+		*out = found;
+		return CLI_EXIT_OK;
+	}
+	if (matches > 1)
+		return cli_usage(NULL, "ambiguous command '%s': %s", name, candidates);
+	return cli_usage(NULL, "unknown command '%s' (try 'evfctl --help')", name);
+}
+
+void cli_command_help(const cli_command *cmd)
+{
+	printf("usage: evfctl [GLOBAL OPTIONS] %s%s%s\n%s\n\nOptions:\n",
+	       cmd->name, cmd->usage[0] ? " " : "", cmd->usage, cmd->summary);
+	if (cmd->options != NULL)
+		fputs(cmd->options, stdout);
+	fputs("  -h, --help             show this help\n", stdout);
+}
+
+void cli_main_help(void)
+{
+	size_t n;
+	const cli_command *cmds = cli_commands(&n);
+
+	fputs("usage: evfctl [GLOBAL OPTIONS] COMMAND [OPTIONS] [ARGS]\n"
+	      "\n"
+	      "Global options:\n"
+	      "  --db URL               sqlite:PATH, sqlite://PATH, PATH or postgresql://...\n"
+	      "                         (default: $EVF_DATABASE_URL)\n"
+	      "  --table NAME           event table (default evf_event)\n"
+	      "  --json                 machine-readable output\n"
+	      "  --log-format logfmt|json  format of the worker's log lines on stderr\n"
+	      "  -h, --help             show this help\n"
+	      "  -V, --version          show the version\n"
+	      "\n"
+	      "Commands (a unique prefix is enough):\n", stdout);
+	for (size_t i = 0; i < n; i++)
+		printf("  %-18s %s\n", cmds[i].name, cmds[i].summary);
+	fputs("\nRun 'evfctl help COMMAND' for the options of a command.\n", stdout);
+}
+
+int cmd_help(const cli_ctx *ctx, int argc, char **argv)
+{
+	const cli_command *cmd;
+	int rc = cli_parse_no_options(ctx, argc, argv);
+
+	if (rc >= 0)
+		return rc;
+	if (optind >= argc) {
+		cli_main_help();
+		return CLI_EXIT_OK;
+	}
+	if (argc - optind > 1)
+		return cli_usage(ctx, "unexpected argument '%s'", argv[optind + 1]);
+	rc = cli_command_find(&cmd, argv[optind]);
+	if (rc != CLI_EXIT_OK)
+		return rc;
+	cli_command_help(cmd);
+	return CLI_EXIT_OK;
+}

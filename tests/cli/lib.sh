@@ -1,0 +1,219 @@
+# lib.sh - helpers for the evfctl tests; source it from a test script.
+#
+# Each script gets a fresh temporary directory ($T, removed on exit) and a
+# fresh SQLite file ($DB, also in $EVF_DATABASE_URL).  `run` runs evfctl
+# and keeps its exit status in $status and its output in $T/out and $T/err;
+# the expect_* helpers count passes and failures, and `finish` prints
+# "N passed, N failed" and exits 1 when anything failed.
+
+set -u
+
+if [ -z "${EVFCTL:-}" ] || [ ! -x "$EVFCTL" ]; then
+	echo "EVFCTL must name the built evfctl (run the tests with make check)" >&2
+	exit 99
+fi
+if ! command -v python3 >/dev/null 2>&1; then
+	echo "python3 is needed to read the JSON output" >&2
+	exit 99
+fi
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/evfctl-test.XXXXXX") || exit 99
+trap 'rm -rf "$T"' EXIT
+trap 'exit 1' HUP INT TERM
+
+DB="$T/evf.db"
+EVF_DATABASE_URL="$DB"
+export EVF_DATABASE_URL
+PLUGIN="${EVF_TEST_BUILDDIR:-.}/tests/cli/.libs/testplugin.so"
+
+passed=0
+failed=0
+status=0
+last=""
+
+# run ARGS...: evfctl with stdin from /dev/null.
+run() {
+	last="evfctl $*"
+	"$EVFCTL" "$@" <"/dev/null" >"$T/out" 2>"$T/err"
+	status=$?
+}
+
+# run_in FILE ARGS...: evfctl with stdin from FILE.
+run_in() {
+	_in=$1
+	shift
+	last="evfctl $* < $(basename "$_in")"
+	"$EVFCTL" "$@" <"$_in" >"$T/out" 2>"$T/err"
+	status=$?
+}
+
+pass() {
+	passed=$((passed + 1))
+	echo "ok $((passed + failed)) - $1"
+}
+
+fail() {
+	failed=$((failed + 1))
+	echo "not ok $((passed + failed)) - $1"
+	echo "# command: $last (exit $status)"
+	sed 's/^/# stdout: /' "$T/out" 2>/dev/null | head -20
+	sed 's/^/# stderr: /' "$T/err" 2>/dev/null | head -20
+}
+
+# check DESCRIPTION COMMAND...: pass when COMMAND succeeds.
+check() {
+	_desc=$1
+	shift
+	if "$@"; then pass "$_desc"; else fail "$_desc"; fi
+}
+
+expect_exit() {
+	if [ "$status" -eq "$1" ]; then
+		pass "$last: exit $1"
+	else
+		fail "$last: exit $1 expected, got $status"
+	fi
+}
+
+expect_stdout_contains() {
+	if grep -qF -- "$1" "$T/out"; then
+		pass "$last: stdout has '$1'"
+	else
+		fail "$last: stdout lacks '$1'"
+	fi
+}
+
+expect_stdout_lacks() {
+	if grep -qF -- "$1" "$T/out"; then
+		fail "$last: stdout has '$1'"
+	else
+		pass "$last: stdout lacks '$1'"
+	fi
+}
+
+expect_stderr_contains() {
+	if grep -qF -- "$1" "$T/err"; then
+		pass "$last: stderr has '$1'"
+	else
+		fail "$last: stderr lacks '$1'"
+	fi
+}
+
+expect_stdout_equals() {
+	if [ "$(cat "$T/out")" = "$1" ]; then
+		pass "$last: stdout is '$1'"
+	else
+		fail "$last: stdout is not '$1'"
+	fi
+}
+
+expect_stdout_empty() {
+	if [ -s "$T/out" ]; then
+		fail "$last: stdout not empty"
+	else
+		pass "$last: stdout empty"
+	fi
+}
+
+expect_stderr_empty() {
+	if [ -s "$T/err" ]; then
+		fail "$last: stderr not empty"
+	else
+		pass "$last: stderr empty"
+	fi
+}
+
+# The error contract: exactly one line on stderr, starting with "evfctl: ".
+expect_one_error_line() {
+	if [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q '^evfctl: ' "$T/err"; then
+		pass "$last: one error line"
+	else
+		fail "$last: one error line expected on stderr"
+	fi
+}
+
+# json EXPR [FILE]: print the Python expression EXPR evaluated with d = the
+# JSON in FILE (default: the last stdout).  Strings print bare; True/False
+# print as true/false, None as null.
+json() {
+	python3 - "$1" "${2:-$T/out}" <<'EOF'
+import json, sys
+with open(sys.argv[2]) as f:
+    d = json.load(f)
+v = eval(sys.argv[1], {"d": d, "len": len, "sorted": sorted})
+print(json.dumps(v) if not isinstance(v, str) else v)
+EOF
+}
+
+# expect_json EXPR EXPECTED: the last stdout is JSON and EXPR gives EXPECTED.
+expect_json() {
+	_got=$(json "$1" 2>/dev/null) || _got="(not JSON)"
+	if [ "$_got" = "$2" ]; then
+		pass "$last: $1 == $2"
+	else
+		fail "$last: $1 == $2 expected, got '$_got'"
+	fi
+}
+
+# field ID NAME: one field of an event, through `evfctl --json show`.
+field() {
+	"$EVFCTL" --json show "$1" >"$T/field.json" 2>/dev/null || { echo "(no event $1)"; return; }
+	json "d.get('$2')" "$T/field.json"
+}
+
+# expect_field ID NAME EXPECTED
+expect_field() {
+	_got=$(field "$1" "$2")
+	if [ "$_got" = "$3" ]; then
+		pass "event $1: $2 is $3"
+	else
+		fail "event $1: $2 is $3 expected, got '$_got'"
+	fi
+}
+
+# count_events [LIST OPTIONS...]: how many events `list` finds.
+count_events() {
+	"$EVFCTL" --json list --limit 0 "$@" >"$T/count.json" 2>/dev/null || { echo "(list failed)"; return; }
+	json "len(d)" "$T/count.json"
+}
+
+expect_count() {
+	_want=$1
+	shift
+	_got=$(count_events "$@")
+	if [ "$_got" = "$_want" ]; then
+		pass "list $*: $_want events"
+	else
+		fail "list $*: $_want events expected, got '$_got'"
+	fi
+}
+
+# snapshot FILE: the whole table, to compare before and after.
+snapshot() {
+	"$EVFCTL" --json list --limit 0 >"$1" 2>&1
+}
+
+expect_unchanged() {
+	snapshot "$T/after.json"
+	if cmp -s "$1" "$T/after.json"; then
+		pass "$last: database unchanged"
+	else
+		fail "$last: database changed"
+	fi
+}
+
+# emit_id ARGS...: emit and print the new id.
+emit_id() {
+	"$EVFCTL" --json emit "$@" </dev/null >"$T/emit.json" 2>"$T/emit.err" || {
+		echo "emit $* failed: $(cat "$T/emit.err")" >&2
+		echo 0
+		return
+	}
+	json "d['id']" "$T/emit.json"
+}
+
+finish() {
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ] || exit 1
+	exit 0
+}
