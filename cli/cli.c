@@ -153,12 +153,18 @@ void cli_print_json(cJSON *obj)
 int cli_open_db(const cli_ctx *ctx, evf_db **out, bool create)
 {
 	evf_options opts = EVF_OPTIONS_INIT;
+	opts.create = create;
+	return cli_open_db_with(ctx, out, &opts);
+}
+
+int cli_open_db_with(const cli_ctx *ctx, evf_db **out, const evf_options *base)
+{
+	evf_options opts = *base;
 	int rc;
 
 	if (ctx->db_url == NULL)
 		return cli_usage(ctx, "no database given: use --db URL or set EVF_DATABASE_URL");
 	opts.table = ctx->table;
-	opts.create = create;
 	rc = evf_open(out, ctx->db_url, &opts);
 	if (rc < 0)
 		return cli_lib_error(ctx, rc);

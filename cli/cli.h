@@ -88,6 +88,8 @@ void cli_json_add_item(struct cJSON *obj, const char *key, struct cJSON *item);
 
 /* Open the database named by the global options; `create` for init. */
 int cli_open_db(const cli_ctx *ctx, evf_db **out, bool create);
+/* The same with more options (the table still comes from --table). */
+int cli_open_db_with(const cli_ctx *ctx, evf_db **out, const evf_options *base);
 
 /* ---- cli.c: values ---------------------------------------------------------- */
 
@@ -158,6 +160,7 @@ int cli_run_action(const cli_ctx *ctx, evf_action action, int argc, char **argv)
 /* ---- the commands (cmd_*.c) --------------------------------------------------- */
 
 int cmd_init(const cli_ctx *ctx, int argc, char **argv);
+int cmd_migrate(const cli_ctx *ctx, int argc, char **argv);
 int cmd_emit(const cli_ctx *ctx, int argc, char **argv);
 int cmd_process(const cli_ctx *ctx, int argc, char **argv);
 int cmd_list(const cli_ctx *ctx, int argc, char **argv);

@@ -31,6 +31,7 @@ struct process_args {
 	char *types_text; /* --types, split in place at the commas */
 	const char **types;
 	int64_t exec_timeout_ms;
+	bool no_listen;
 };
 
 /* The signal handler's only way to the worker; evf_worker_stop() is
@@ -126,7 +127,7 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 		OPT_EXEC = CLI_OPT_COMMAND, OPT_EXEC_TIMEOUT, OPT_PLUGIN, OPT_TYPES,
 		OPT_LIMIT, OPT_BATCH_SIZE, OPT_ONCE, OPT_OLDER_THAN, OPT_ONLY_ERRORS,
 		OPT_MAX_ATTEMPTS, OPT_REQUEUE_ERRORS, OPT_LOCK_TIMEOUT,
-		OPT_POLL_INTERVAL, OPT_NAME
+		OPT_POLL_INTERVAL, OPT_NAME, OPT_NO_LISTEN
 	};
 	static const struct option longopts[] = {
 		{ "exec", required_argument, NULL, OPT_EXEC },
@@ -143,6 +144,7 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 		{ "lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT },
 		{ "poll-interval", required_argument, NULL, OPT_POLL_INTERVAL },
 		{ "name", required_argument, NULL, OPT_NAME },
+		{ "no-listen", no_argument, NULL, OPT_NO_LISTEN },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -204,6 +206,9 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 			break;
 		case OPT_NAME:
 			w->name = optarg;
+			break;
+		case OPT_NO_LISTEN:
+			a->no_listen = true;
 			break;
 		default:
 			return cli_option_error(ctx, c, argv);
@@ -270,7 +275,9 @@ int cmd_process(const cli_ctx *ctx, int argc, char **argv)
 	if (rc >= 0)
 		goto out;
 
-	rc = cli_open_db(ctx, &db, false);
+	evf_options dbopts = EVF_OPTIONS_INIT;
+	dbopts.no_listen = a.no_listen;
+	rc = cli_open_db_with(ctx, &db, &dbopts);
 	if (rc != CLI_EXIT_OK)
 		goto out;
 	rc = evf_worker_new(&worker, db, &a.wopts);

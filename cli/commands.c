@@ -17,6 +17,10 @@ static const cli_command commands[] = {
 	{ "init", "",
 	  "create the database file (SQLite) and the event table; safe to repeat",
 	  NULL, cmd_init },
+	{ "migrate", "[--dry-run]",
+	  "add the extended columns to a table made by the original Django package",
+	  "  --dry-run              print the SQL and change nothing\n",
+	  cmd_migrate },
 	{ "emit", "[OPTIONS] TYPE [JSON] | --stdin",
 	  "add an event (parameters default to {}), or JSON lines from stdin",
 	  "  --key KEY              idempotency key: a second emit is a duplicate\n"
@@ -44,7 +48,9 @@ static const cli_command commands[] = {
 	  "  --requeue-errors       first make failed and dead events ready\n"
 	  "  --lock-timeout DURATION  lease length (default 5m)\n"
 	  "  --poll-interval DURATION  sleep when idle (default 1s)\n"
-	  "  --name NAME            prefix of the worker id\n",
+	  "  --name NAME            prefix of the worker id\n"
+	  "  --no-listen            PostgreSQL: poll only, no LISTEN (PgBouncer\n"
+	  "                         in transaction mode)\n",
 	  cmd_process },
 	{ "list", "[OPTIONS]",
 	  "list events, oldest first",
