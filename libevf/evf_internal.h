@@ -91,6 +91,25 @@ void evfi_ddl_add_columns(evfi_buf *b, const char *qt, unsigned have, bool pg,
 /* The indexes of DESIGN.md and the evf_schema table. */
 void evfi_ddl_indexes(evfi_buf *b, const char *t, const char *qt, bool pg);
 
+/* ---- what the backends share around their SQL (store/common.c) --------- */
+
+void evfi_sql_state(evfi_buf *b, evf_state st, bool ext, bool pg, const char *now);
+/* "CASE WHEN <dead> THEN 5 ... ELSE 0 END": a row's state as a number. */
+void evfi_sql_state_case(evfi_buf *b, bool ext, bool pg, const char *now);
+/* " AND (<state> OR ...)" for a filter's state mask; nothing for all. */
+void evfi_sql_states(evfi_buf *b, unsigned mask, bool ext, bool pg, const char *now);
+/* qsort comparator for evf_event *: priority, not_before, id. */
+int evfi_cmp_claim_order(const void *a, const void *b);
+/* Query callback that copies the first event into *(evf_event **)user. */
+int evfi_keep_first(const evf_event *ev, void *user);
+/* Add a (type, state, count) row, rows sorted by type. */
+int evfi_stats_add(evf_stats *out, const char *type, int state, int64_t count);
+/* Done is what the total leaves after the other states. */
+void evfi_overview_finish(evf_overview *out, int64_t total, bool estimated);
+/* 0, or EVF_ESCHEMA when a table is missing or lacks the basic columns. */
+int evfi_schema_verdict(const char *table, int ncols, unsigned have_basic);
+int evfi_fail_basic(const char *what, const char *table);
+
 /* ---- workers (handler.c, worker.c) -------------------------------------- */
 
 #include <signal.h>

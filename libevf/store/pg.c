@@ -222,13 +222,8 @@ static int detect_schema(pg_store *s)
 			have_ext |= bit;
 	}
 	PQclear(r);
-	if (n == 0)
-		return evfi_fail(EVF_ESCHEMA, "table %s does not exist (run 'evfctl init')",
-		                 s->base.table);
-	if (have_basic != EVFI_ALL_BASIC)
-		return evfi_fail(EVF_ESCHEMA, "table %s lacks the columns of an event table "
-		                 "(id, type, date, parameters, processed, error, error_message)",
-		                 s->base.table);
+	if ((rc = evfi_schema_verdict(s->base.table, n, have_basic)))
+		return rc;
 	s->have_ext = have_ext;
 	s->extended = have_ext == EVFI_ALL_EXT;
 	return 0;
@@ -250,12 +245,7 @@ static int need_extended(pg_store *s, const char *what)
 	int rc = pg_schema_extended(&s->base);
 	if (rc < 0)
 		return rc;
-	if (rc == 0)
-		return evfi_fail(EVF_EBASIC, "%s needs the extended columns: table %s is a "
-		                 "basic table from the original package, which this "
-		                 "release can list, filter and act on but not migrate",
-		                 what, s->base.table);
-	return 0;
+	return rc == 0 ? evfi_fail_basic(what, s->base.table) : 0;
 }
 
 /* init (create) and migrate (add what is missing) share one transaction
@@ -717,16 +707,6 @@ static char *int_array(const evf_lease *l, size_t n, bool attempts)
 	return b.oom ? (evfi_buf_free(&b), NULL) : b.data;
 }
 
-static int cmp_claim_order(const void *a, const void *b)
-{
-	const evf_event *x = *(evf_event *const *)a, *y = *(evf_event *const *)b;
-	if (x->priority != y->priority)
-		return x->priority < y->priority ? -1 : 1;
-	if (x->not_before != y->not_before)
-		return x->not_before < y->not_before ? -1 : 1;
-	return x->id < y->id ? -1 : x->id > y->id;
-}
-
 static int pg_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_t *n)
 {
 	pg_store *s = PG(base);
@@ -819,7 +799,7 @@ static int pg_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 		}
 	}
 	PQclear(r);
-	qsort(evs, (size_t)rows, sizeof *evs, cmp_claim_order);
+	qsort(evs, (size_t)rows, sizeof *evs, evfi_cmp_claim_order);
 	*out = evs;
 	*n = (size_t)rows;
 	return 0;
@@ -978,38 +958,6 @@ static int pg_fail(evf_store *base, const char *worker_id, const evf_failure_rec
 
 /* ---- queries ------------------------------------------------------------------ */
 
-static void state_pred(pgq *q, evf_state st, bool ext)
-{
-	switch (st) {
-	case EVF_STATE_DONE:
-		q_sql(q, ext ? "(processed AND NOT error AND NOT dead)" : "(processed AND NOT error)");
-		break;
-	case EVF_STATE_DEAD:
-		q_sql(q, ext ? "(dead OR (processed AND error))" : "(processed AND error)");
-		break;
-	case EVF_STATE_RUNNING:
-		q_sql(q, ext ? "(NOT processed AND NOT dead AND locked_until > now())" : "false");
-		break;
-	case EVF_STATE_STUCK:
-		q_sql(q, ext ? "(NOT processed AND NOT dead AND locked_until <= now())" : "false");
-		break;
-	case EVF_STATE_FAILED:
-		q_sql(q, ext ? "(NOT processed AND NOT dead AND locked_until IS NULL AND error)"
-		             : "(NOT processed AND error)");
-		break;
-	case EVF_STATE_SCHEDULED:
-		q_sql(q, ext ? "(NOT processed AND NOT dead AND locked_until IS NULL AND NOT error "
-		               "AND not_before > now())" : "false");
-		break;
-	case EVF_STATE_PENDING:
-	default:
-		q_sql(q, ext ? "(NOT processed AND NOT dead AND locked_until IS NULL AND NOT error "
-		               "AND (not_before IS NULL OR not_before <= now()))"
-		             : "(NOT processed AND NOT error)");
-		break;
-	}
-}
-
 /* LIKE pattern for a '*' glob: escape LIKE's own wildcards. */
 static char *like_of(const char *glob)
 {
@@ -1027,18 +975,7 @@ static char *like_of(const char *glob)
 static void where_clause(pgq *q, const evf_filter *f, bool ext, bool paging)
 {
 	q_sql(q, " WHERE true");
-	if (f->states && f->states != (1u << EVF_STATE__COUNT) - 1) {
-		q_sql(q, " AND (");
-		bool first = true;
-		for (int i = 0; i < EVF_STATE__COUNT; i++)
-			if (f->states & (1u << i)) {
-				if (!first)
-					q_sql(q, " OR ");
-				state_pred(q, (evf_state)i, ext);
-				first = false;
-			}
-		q_sql(q, ")");
-	}
+	evfi_sql_states(&q->sql, f->states, ext, true, "now()");
 	if (f->type && *f->type) {
 		if (strchr(f->type, '*')) {
 			char *like = like_of(f->type);
@@ -1146,21 +1083,13 @@ static int pg_query(evf_store *base, const evf_filter *f, evf_row_cb cb, void *u
 	return rc ? rc : stop;
 }
 
-static int keep_first(const evf_event *ev, void *user)
-{
-	evf_event **dst = user;
-	if (!(*dst = evfi_event_dup(ev)))
-		return evfi_fail(EVF_ENOMEM, "out of memory");
-	return 1;
-}
-
 static int pg_get(evf_store *base, int64_t id, evf_event **out)
 {
 	evf_filter f = EVF_FILTER_INIT;
 	evf_event *found = NULL;
 	f.ids = &id;
 	f.nids = 1;
-	int rc = pg_query(base, &f, keep_first, &found);
+	int rc = pg_query(base, &f, evfi_keep_first, &found);
 	if (rc < 0)
 		return rc;
 	if (!found)
@@ -1194,43 +1123,17 @@ static int pg_stats(evf_store *base, evf_stats *out)
 	int ext = pg_schema_extended(base), rc;
 	if (ext < 0)
 		return ext;
-	static const evf_state order[] = { EVF_STATE_DEAD, EVF_STATE_DONE,
-		EVF_STATE_RUNNING, EVF_STATE_STUCK, EVF_STATE_FAILED, EVF_STATE_SCHEDULED };
-	q_sql(&q, "SELECT type, CASE");
-	for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
-		q_sql(&q, " WHEN ");
-		state_pred(&q, order[i], ext);
-		q_sql(&q, " THEN %d", (int)order[i]);
-	}
-	q_sql(&q, " ELSE %d END AS st, count(*) FROM %s GROUP BY 1, 2 ORDER BY 1",
-	      (int)EVF_STATE_PENDING, s->qt);
+	q_sql(&q, "SELECT type, ");
+	evfi_sql_state_case(&q.sql, ext, true, "now()");
+	q_sql(&q, " AS st, count(*) FROM %s GROUP BY 1, 2 ORDER BY 1", s->qt);
 	PGresult *r = run(s, &q, "counting events", &rc);
 	q_free(&q);
 	if (!r)
 		return rc;
-	for (int i = 0; i < PQntuples(r); i++) {
-		const char *type = PQgetvalue(r, i, 0);
-		int st = (int)ival(r, i, 1);
-		int64_t cnt = ival(r, i, 2);
-		if (st < 0 || st >= EVF_STATE__COUNT)
-			continue;
-		if (!out->ntypes || strcmp(out->types[out->ntypes - 1].type, type)) {
-			evf_type_counts *t = realloc(out->types, (out->ntypes + 1) * sizeof *t);
-			if (!t || !(memset(&t[out->ntypes], 0, sizeof *t), t[out->ntypes].type = strdup(type))) {
-				if (t)
-					out->types = t;
-				PQclear(r);
-				return evfi_fail(EVF_ENOMEM, "out of memory");
-			}
-			out->types = t;
-			out->ntypes++;
-		}
-		out->types[out->ntypes - 1].counts[st] += cnt;
-		out->counts[st] += cnt;
-		out->total += cnt;
-	}
+	for (int i = 0; !rc && i < PQntuples(r); i++)
+		rc = evfi_stats_add(out, PQgetvalue(r, i, 0), (int)ival(r, i, 1), ival(r, i, 2));
 	PQclear(r);
-	return 0;
+	return rc;
 }
 
 static int pg_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
@@ -1362,11 +1265,7 @@ static int pg_overview(evf_store *base, evf_overview *out)
 	} else {
 		out->estimated = true;
 	}
-	int64_t rest = total;
-	for (int i = 0; i < EVF_STATE__COUNT; i++)
-		rest -= out->counts[i];
-	out->counts[EVF_STATE_DONE] = rest > 0 ? rest : 0;
-	out->total = total > 0 ? total : 0;
+	evfi_overview_finish(out, total, out->estimated);
 	return 0;
 }
 

@@ -187,13 +187,8 @@ static int detect_schema(sq_store *s)
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return sq_err(s, rc, "reading the table's columns");
-	if (ncols == 0)
-		return evfi_fail(EVF_ESCHEMA, "table %s does not exist (run 'evfctl init')",
-		                 s->base.table);
-	if (have_basic != EVFI_ALL_BASIC)
-		return evfi_fail(EVF_ESCHEMA, "table %s lacks the columns of an event table "
-		                 "(id, type, date, parameters, processed, error, error_message)",
-		                 s->base.table);
+	if ((rc = evfi_schema_verdict(s->base.table, ncols, have_basic)))
+		return rc;
 	s->have_ext = have_ext;
 	s->extended = have_ext == EVFI_ALL_EXT;
 	return 0;
@@ -216,12 +211,7 @@ static int need_extended(sq_store *s, const char *what)
 	int rc = sq_schema_extended(&s->base);
 	if (rc < 0)
 		return rc;
-	if (rc == 0)
-		return evfi_fail(EVF_EBASIC, "%s needs the extended columns: table %s is a "
-		                 "basic table from the original package, which this "
-		                 "release can list, filter and act on but not migrate",
-		                 what, s->base.table);
-	return 0;
+	return rc == 0 ? evfi_fail_basic(what, s->base.table) : 0;
 }
 
 /* init (create) and migrate (add what is missing) share one transaction
@@ -508,16 +498,6 @@ static char *json_leases(const evf_lease *l, size_t n)
 #define LEASE_MATCH "locked_by = :w AND id IN (SELECT value ->> 0 FROM json_each(:l)) " \
 	"AND (id, attempts) IN (SELECT value ->> 0, value ->> 1 FROM json_each(:l))"
 
-static int cmp_claim_order(const void *a, const void *b)
-{
-	const evf_event *x = *(evf_event *const *)a, *y = *(evf_event *const *)b;
-	if (x->priority != y->priority)
-		return x->priority < y->priority ? -1 : 1;
-	if (x->not_before != y->not_before)
-		return x->not_before < y->not_before ? -1 : 1;
-	return x->id < y->id ? -1 : x->id > y->id;
-}
-
 /* Basic tables: take the oldest unprocessed rows and keep the write
  * transaction open until end_batch, so no other worker can take them. */
 static int claim_basic(sq_store *s, const evf_claim *c, evf_event ***out, size_t *n)
@@ -678,7 +658,7 @@ static int sq_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 		free(evs);
 		return evfi_wrap(rc, "claiming events");
 	}
-	qsort(evs, got, sizeof *evs, cmp_claim_order);
+	qsort(evs, got, sizeof *evs, evfi_cmp_claim_order);
 	*out = evs;
 	*n = got;
 	return 0;
@@ -809,42 +789,6 @@ static int sq_fail(evf_store *base, const char *worker_id, const evf_failure_rec
 
 /* ---- queries ---------------------------------------------------------------- */
 
-/* The state rule in SQL; evfi_state_of() is the same rule in C. */
-static void state_pred(evfi_buf *b, evf_state st, bool ext)
-{
-	const char *live = ext ? "processed = 0 AND dead = 0" : "processed = 0";
-	switch (st) {
-	case EVF_STATE_DONE:
-		evfi_buf_puts(b, ext ? "(processed = 1 AND error = 0 AND dead = 0)"
-		                     : "(processed = 1 AND error = 0)");
-		break;
-	case EVF_STATE_DEAD:
-		evfi_buf_puts(b, ext ? "(dead = 1 OR (processed = 1 AND error = 1))"
-		                     : "(processed = 1 AND error = 1)");
-		break;
-	case EVF_STATE_RUNNING:
-		evfi_buf_puts(b, ext ? "(processed = 0 AND dead = 0 AND locked_until > :now)" : "(0)");
-		break;
-	case EVF_STATE_STUCK:
-		evfi_buf_puts(b, ext ? "(processed = 0 AND dead = 0 AND locked_until <= :now)" : "(0)");
-		break;
-	case EVF_STATE_FAILED:
-		evfi_buf_printf(b, "(%s%s AND error = 1)", live,
-		                ext ? " AND locked_until IS NULL" : "");
-		break;
-	case EVF_STATE_SCHEDULED:
-		evfi_buf_puts(b, ext ? "(processed = 0 AND dead = 0 AND locked_until IS NULL "
-		                       "AND error = 0 AND not_before > :now)" : "(0)");
-		break;
-	case EVF_STATE_PENDING:
-	default:
-		evfi_buf_printf(b, "(%s AND error = 0%s)", live,
-		                ext ? " AND locked_until IS NULL AND (not_before IS NULL "
-		                      "OR not_before <= :now)" : "");
-		break;
-	}
-}
-
 /* GLOB treats '?' and '[' specially; the filter syntax only knows '*'. */
 static char *glob_of(const char *pattern)
 {
@@ -875,18 +819,7 @@ static char *json_ids(const int64_t *ids, size_t n)
 static void where_clause(evfi_buf *b, const evf_filter *f, bool ext, bool paging)
 {
 	evfi_buf_puts(b, " WHERE 1");
-	if (f->states && f->states != (1u << EVF_STATE__COUNT) - 1) {
-		evfi_buf_puts(b, " AND (");
-		bool first = true;
-		for (int i = 0; i < EVF_STATE__COUNT; i++)
-			if (f->states & (1u << i)) {
-				if (!first)
-					evfi_buf_puts(b, " OR ");
-				state_pred(b, (evf_state)i, ext);
-				first = false;
-			}
-		evfi_buf_puts(b, ")");
-	}
+	evfi_sql_states(b, f->states, ext, false, ":now");
 	if (f->type && *f->type)
 		evfi_buf_puts(b, strchr(f->type, '*') ? " AND type GLOB :type" : " AND type = :type");
 	if (f->nids)
@@ -1014,21 +947,13 @@ static int sq_count(evf_store *base, const evf_filter *f, int64_t *out)
 	return rc;
 }
 
-static int keep_first(const evf_event *ev, void *user)
-{
-	evf_event **dst = user;
-	if (!(*dst = evfi_event_dup(ev)))
-		return evfi_fail(EVF_ENOMEM, "out of memory");
-	return 1; /* one is all we asked for */
-}
-
 static int sq_get(evf_store *base, int64_t id, evf_event **out)
 {
 	evf_filter f = EVF_FILTER_INIT;
 	evf_event *found = NULL;
 	f.ids = &id;
 	f.nids = 1;
-	int rc = sq_query(base, &f, keep_first, &found);
+	int rc = sq_query(base, &f, evfi_keep_first, &found);
 	if (rc < 0)
 		return rc;
 	if (!found)
@@ -1045,44 +970,19 @@ static int sq_stats(evf_store *base, evf_stats *out)
 	int ext = sq_schema_extended(base), rc;
 	if (ext < 0)
 		return ext;
-	/* The order of the rule: dead before done, running before failed... */
-	static const evf_state order[] = { EVF_STATE_DEAD, EVF_STATE_DONE,
-		EVF_STATE_RUNNING, EVF_STATE_STUCK, EVF_STATE_FAILED,
-		EVF_STATE_SCHEDULED };
-	evfi_buf_puts(&sql, "SELECT type, CASE");
-	for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
-		evfi_buf_puts(&sql, " WHEN ");
-		state_pred(&sql, order[i], ext);
-		evfi_buf_printf(&sql, " THEN %d", (int)order[i]);
-	}
-	evfi_buf_printf(&sql, " ELSE %d END AS st, count(*) FROM %s GROUP BY type, st ORDER BY type",
-	                (int)EVF_STATE_PENDING, s->qt);
+	evfi_buf_puts(&sql, "SELECT type, ");
+	evfi_sql_state_case(&sql, ext, false, ":now");
+	evfi_buf_printf(&sql, " AS st, count(*) FROM %s GROUP BY type, st ORDER BY type", s->qt);
 	evf_filter none = EVF_FILTER_INIT;
 	if ((rc = prepare_filtered(s, &sql, &none, evf_now(), &st)))
 		return rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *type = (const char *)sqlite3_column_text(st, 0);
-		int stt = sqlite3_column_int(st, 1);
-		int64_t cnt = sqlite3_column_int64(st, 2);
-		if (stt < 0 || stt >= EVF_STATE__COUNT)
-			continue;
-		if (!out->ntypes || strcmp(out->types[out->ntypes - 1].type, type ? type : "")) {
-			evf_type_counts *t = realloc(out->types, (out->ntypes + 1) * sizeof *t);
-			if (!t) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			out->types = t;
-			memset(&t[out->ntypes], 0, sizeof *t);
-			if (!(t[out->ntypes].type = strdup(type ? type : ""))) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			out->ntypes++;
-		}
-		out->types[out->ntypes - 1].counts[stt] += cnt;
-		out->counts[stt] += cnt;
-		out->total += cnt;
+	int err = 0;
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		err = evfi_stats_add(out, (const char *)sqlite3_column_text(st, 0),
+		                     sqlite3_column_int(st, 1), sqlite3_column_int64(st, 2));
+	if (err) {
+		sqlite3_finalize(st);
+		return err;
 	}
 	rc = rc == SQLITE_DONE ? 0 : sq_err(s, rc, "counting events");
 	sqlite3_finalize(st);
@@ -1241,11 +1141,7 @@ static int sq_overview(evf_store *base, evf_overview *out)
 	} else {
 		out->estimated = true;
 	}
-	int64_t rest = total;
-	for (int i = 0; i < EVF_STATE__COUNT; i++)
-		rest -= out->counts[i];
-	out->counts[EVF_STATE_DONE] = rest > 0 ? rest : 0;
-	out->total = total > 0 ? total : 0;
+	evfi_overview_finish(out, total, out->estimated);
 	return 0;
 }
 

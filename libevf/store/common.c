@@ -1,0 +1,157 @@
+/* common.c - what both backends do the same way around their SQL: the
+ * state rule as SQL text, claim order, stats and overview arithmetic, and
+ * the schema verdict. */
+#include "evf_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The state rule of evfi_state_of() as SQL.  `pg` picks boolean literals
+ * (false vs 0), `now` the clock (":now" bound on SQLite, "now()" on the
+ * PostgreSQL server).  Basic tables have neither leases nor schedules. */
+void evfi_sql_state(evfi_buf *b, evf_state st, bool ext, bool pg, const char *now)
+{
+	const char *f = pg ? "false" : "0", *t = pg ? "true" : "1";
+	switch (st) {
+	case EVF_STATE_DONE:
+		evfi_buf_printf(b, "(processed = %s AND error = %s%s%s)", t, f,
+		                ext ? " AND dead = " : "", ext ? f : "");
+		break;
+	case EVF_STATE_DEAD:
+		if (ext)
+			evfi_buf_printf(b, "(dead = %s OR (processed = %s AND error = %s))", t, t, t);
+		else
+			evfi_buf_printf(b, "(processed = %s AND error = %s)", t, t);
+		break;
+	case EVF_STATE_RUNNING:
+	case EVF_STATE_STUCK:
+		if (ext)
+			evfi_buf_printf(b, "(processed = %s AND dead = %s AND locked_until %s %s)", f, f,
+			                st == EVF_STATE_RUNNING ? ">" : "<=", now);
+		else
+			evfi_buf_printf(b, "(%s)", f);
+		break;
+	case EVF_STATE_FAILED:
+		evfi_buf_printf(b, "(processed = %s%s%s%s AND error = %s)", f,
+		                ext ? " AND dead = " : "", ext ? f : "",
+		                ext ? " AND locked_until IS NULL" : "", t);
+		break;
+	case EVF_STATE_SCHEDULED:
+		if (ext)
+			evfi_buf_printf(b, "(processed = %s AND dead = %s AND locked_until IS NULL AND "
+			                "error = %s AND not_before > %s)", f, f, f, now);
+		else
+			evfi_buf_printf(b, "(%s)", f);
+		break;
+	case EVF_STATE_PENDING:
+	default:
+		if (ext)
+			evfi_buf_printf(b, "(processed = %s AND dead = %s AND locked_until IS NULL AND "
+			                "error = %s AND (not_before IS NULL OR not_before <= %s))",
+			                f, f, f, now);
+		else
+			evfi_buf_printf(b, "(processed = %s AND error = %s)", f, f);
+		break;
+	}
+}
+
+void evfi_sql_state_case(evfi_buf *b, bool ext, bool pg, const char *now)
+{
+	/* the order of the rule: dead before done, running before failed... */
+	static const evf_state order[] = { EVF_STATE_DEAD, EVF_STATE_DONE,
+		EVF_STATE_RUNNING, EVF_STATE_STUCK, EVF_STATE_FAILED, EVF_STATE_SCHEDULED };
+	evfi_buf_puts(b, "CASE");
+	for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
+		evfi_buf_puts(b, " WHEN ");
+		evfi_sql_state(b, order[i], ext, pg, now);
+		evfi_buf_printf(b, " THEN %d", (int)order[i]);
+	}
+	evfi_buf_printf(b, " ELSE %d END", (int)EVF_STATE_PENDING);
+}
+
+/* The states of a filter's mask, OR-ed, or nothing when every state is in. */
+void evfi_sql_states(evfi_buf *b, unsigned mask, bool ext, bool pg, const char *now)
+{
+	if (!mask || mask == (1u << EVF_STATE__COUNT) - 1)
+		return;
+	evfi_buf_puts(b, " AND (");
+	bool first = true;
+	for (int i = 0; i < EVF_STATE__COUNT; i++)
+		if (mask & (1u << i)) {
+			if (!first)
+				evfi_buf_puts(b, " OR ");
+			evfi_sql_state(b, (evf_state)i, ext, pg, now);
+			first = false;
+		}
+	evfi_buf_puts(b, ")");
+}
+
+int evfi_cmp_claim_order(const void *a, const void *b)
+{
+	const evf_event *x = *(evf_event *const *)a, *y = *(evf_event *const *)b;
+	if (x->priority != y->priority)
+		return x->priority < y->priority ? -1 : 1;
+	if (x->not_before != y->not_before)
+		return x->not_before < y->not_before ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int evfi_keep_first(const evf_event *ev, void *user)
+{
+	evf_event **dst = user;
+	if (!(*dst = evfi_event_dup(ev)))
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	return 1; /* one is all that was asked for */
+}
+
+int evfi_stats_add(evf_stats *out, const char *type, int state, int64_t count)
+{
+	if (state < 0 || state >= EVF_STATE__COUNT)
+		return 0;
+	if (!type)
+		type = "";
+	/* rows arrive sorted by type */
+	if (!out->ntypes || strcmp(out->types[out->ntypes - 1].type, type)) {
+		evf_type_counts *t = realloc(out->types, (out->ntypes + 1) * sizeof *t);
+		if (!t)
+			return evfi_fail(EVF_ENOMEM, "out of memory");
+		out->types = t;
+		memset(&t[out->ntypes], 0, sizeof *t);
+		if (!(t[out->ntypes].type = strdup(type)))
+			return evfi_fail(EVF_ENOMEM, "out of memory");
+		out->ntypes++;
+	}
+	out->types[out->ntypes - 1].counts[state] += count;
+	out->counts[state] += count;
+	out->total += count;
+	return 0;
+}
+
+void evfi_overview_finish(evf_overview *out, int64_t total, bool estimated)
+{
+	int64_t rest = total;
+	for (int i = 0; i < EVF_STATE__COUNT; i++)
+		if (i != EVF_STATE_DONE)
+			rest -= out->counts[i];
+	out->counts[EVF_STATE_DONE] = rest > 0 ? rest : 0;
+	out->total = total > 0 ? total : 0;
+	out->estimated = estimated;
+}
+
+int evfi_schema_verdict(const char *table, int ncols, unsigned have_basic)
+{
+	if (ncols == 0)
+		return evfi_fail(EVF_ESCHEMA, "table %s does not exist (run 'evfctl init')", table);
+	if (have_basic != EVFI_ALL_BASIC)
+		return evfi_fail(EVF_ESCHEMA, "table %s lacks the columns of an event table "
+		                 "(id, type, date, parameters, processed, error, error_message)",
+		                 table);
+	return 0;
+}
+
+int evfi_fail_basic(const char *what, const char *table)
+{
+	return evfi_fail(EVF_EBASIC, "%s needs the extended columns, which table %s (made "
+	                 "by the original package) lacks: 'evfctl migrate' adds them",
+	                 what, table);
+}
