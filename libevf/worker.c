@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/types.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -357,124 +358,140 @@ static void log_retry(evf_worker *w, int64_t pause)
 	evfi_buf_free(&b);
 }
 
-int evf_worker_step(evf_worker *w, size_t *out_n)
+/* One claimed batch on its way through the worker. */
+typedef struct batch {
+	evf_event **evs;
+	size_t n;
+	evfi_result *res;     /* what each handler said */
+	bool *ran, *skipped, *applied;
+	double *dur;
+	evf_failure_rec *fails;
+	size_t nfail;
+	ssize_t *fail_of;     /* index into fails, or -1 */
+} batch;
+
+static int batch_alloc(batch *b)
+{
+	size_t n = b->n;
+	b->res = calloc(n, sizeof *b->res);
+	b->ran = calloc(n, sizeof *b->ran);
+	b->skipped = calloc(n, sizeof *b->skipped);
+	b->applied = calloc(n, sizeof *b->applied);
+	b->dur = calloc(n, sizeof *b->dur);
+	b->fails = calloc(n, sizeof *b->fails);
+	b->fail_of = calloc(n, sizeof *b->fail_of);
+	if (!b->res || !b->ran || !b->skipped || !b->applied || !b->dur || !b->fails ||
+	    !b->fail_of)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	return 0;
+}
+
+static void batch_free(batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->res)
+			evfi_result_clear(&b->res[i]);
+		evf_event_free(b->evs[i]);
+	}
+	free(b->evs);
+	free(b->res);
+	free(b->ran);
+	free(b->skipped);
+	free(b->applied);
+	free(b->dur);
+	free(b->fails);
+	free(b->fail_of);
+}
+
+/* Run the handlers in claim order.  On stop, what has not started goes
+ * back untouched; past half the lease the whole batch is renewed, so that
+ * events waiting their turn are not taken over (a worker that hangs stops
+ * renewing, and its events come back). */
+static int batch_run(evf_worker *w, batch *b)
 {
 	evf_store *s = w->db->store;
-	evf_event **evs = NULL;
-	size_t n = 0;
-	int rc;
-
-	if (out_n)
-		*out_n = 0;
-	if ((rc = claim_batch(w, &evs, &n)))
-		return rc;
-	if (n == 0) {
-		free(evs);
-		if (s->ops->end_batch)
-			s->ops->end_batch(s, true);
-		return 0;
-	}
-	/* Basic tables cannot schedule a retry: every failure is final. */
-	bool basic = s->ops->schema_extended(s) == 0;
-	evfi_result *res = calloc(n, sizeof *res);
-	bool *ran = calloc(n, sizeof *ran), *skipped = calloc(n, sizeof *skipped);
-	bool *applied = calloc(n, sizeof *applied);
-	double *dur = calloc(n, sizeof *dur);
-	evf_lease *leases = calloc(n, sizeof *leases), *ok = calloc(n, sizeof *ok);
-	evf_failure_rec *fails = calloc(n, sizeof *fails);
-	size_t *fail_at = calloc(n, sizeof *fail_at);
-	if (!res || !ran || !skipped || !applied || !dur || !leases || !ok || !fails || !fail_at) {
-		rc = evfi_fail(EVF_ENOMEM, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++)
-		leases[i] = (evf_lease){ evs[i]->id, evs[i]->attempts };
-	free(w->leases);
-	w->leases = leases;
-	w->nleases = n;
-	leases = NULL;
-
-	/* Run; on stop, what has not started goes back untouched. */
+	evf_lease *rel = calloc(b->n, sizeof *rel);
 	size_t nrel = 0;
-	evf_lease *rel = calloc(n, sizeof *rel);
-	if (!rel) {
-		rc = evfi_fail(EVF_ENOMEM, "out of memory");
-		goto out;
-	}
 	struct timespec renewed;
+	int rc = 0;
+
+	if (!rel)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
 	clock_gettime(CLOCK_MONOTONIC, &renewed);
-	for (size_t i = 0; i < n; i++) {
-		if (ran[i])
+	for (size_t i = 0; i < b->n && !rc; i++) {
+		if (b->ran[i])
 			continue;
 		if (w->stop) {
 			rel[nrel++] = w->leases[i];
-			ran[i] = false;
 			continue;
 		}
-		/* Events waiting their turn must not lose their lease to a slow
-		 * batch: past half the lease, renew the whole batch.  (A worker
-		 * that hangs stops renewing, and its events come back.) */
 		if (ms_since(&renewed) * 2 >= (double)w->lock_ms) {
-			int erc = s->ops->extend(s, w->id, w->leases, w->nleases, w->lock_ms);
-			if (erc && !transient(erc)) {
-				rc = erc;
-				free(rel);
-				goto out;
-			}
+			rc = s->ops->extend(s, w->id, w->leases, w->nleases, w->lock_ms);
+			if (transient(rc))
+				rc = 0; /* the outcomes may still land; the lease check decides */
 			clock_gettime(CLOCK_MONOTONIC, &renewed);
 		}
-		run_handler(w, evs, n, i, res, ran, skipped, dur);
+		if (!rc)
+			run_handler(w, b->evs, b->n, i, b->res, b->ran, b->skipped, b->dur);
 	}
-	if (nrel) {
+	if (!rc && nrel)
 		rc = s->ops->release(s, w->id, rel, nrel);
-		if (rc) {
-			free(rel);
-			goto out;
-		}
-	}
 	free(rel);
+	return rc;
+}
 
-	/* Record: successes (and skips) in one statement, failures in one
-	 * transaction. */
-	size_t nok = 0, nfail = 0;
+/* Turn handler results into failure records: retry with backoff, or dead
+ * when not retryable, exhausted, or on a basic table (no retries there). */
+static void batch_judge(evf_worker *w, batch *b)
+{
+	bool basic = w->db->store->ops->schema_extended(w->db->store) == 0;
 	evf_time now = evf_now();
-	for (size_t i = 0; i < n; i++) {
-		if (!ran[i])
+	for (size_t i = 0; i < b->n; i++) {
+		b->fail_of[i] = -1;
+		if (!b->ran[i] || !b->res[i].failed)
 			continue;
-		if (!res[i].failed) {
-			ok[nok++] = w->leases[i];
-			continue;
-		}
-		int max = w->o.max_attempts ? w->o.max_attempts : evs[i]->max_attempts;
+		const evf_event *ev = b->evs[i];
+		int max = w->o.max_attempts ? w->o.max_attempts : ev->max_attempts;
 		if (max <= 0)
 			max = w->db->opts.max_attempts;
-		evf_failure_rec *f = &fails[nfail];
+		evf_failure_rec *f = &b->fails[b->nfail];
 		f->lease = w->leases[i];
-		f->message = res[i].message;
-		f->code = res[i].code;
-		f->dead = basic || !res[i].retryable || evs[i]->attempts >= max;
+		f->message = b->res[i].message;
+		f->code = b->res[i].code;
+		f->dead = basic || !b->res[i].retryable || ev->attempts >= max;
 		if (!f->dead)
-			f->retry_at = now + 1000 * evf_backoff_ms(evs[i]->attempts,
+			f->retry_at = now + 1000 * evf_backoff_ms(ev->attempts,
 				w->db->opts.backoff_base_ms, w->db->opts.backoff_max_ms, rng_unit(w));
-		fail_at[nfail++] = i;
+		b->fail_of[i] = (ssize_t)b->nfail++;
 	}
-	bool *ok_applied = calloc(nok ? nok : 1, sizeof *ok_applied);
-	bool *fail_applied = calloc(nfail ? nfail : 1, sizeof *fail_applied);
-	if (!ok_applied || !fail_applied) {
-		free(ok_applied);
-		free(fail_applied);
+}
+
+/* Record successes (and skips) in one statement and failures in one
+ * transaction.  Outcomes are worth waiting for: while the lease lasts a
+ * write after a reconnect still lands, and saves running handlers again. */
+static int batch_record(evf_worker *w, batch *b)
+{
+	evf_store *s = w->db->store;
+	evf_lease *ok = calloc(b->n, sizeof *ok);
+	bool *ok_applied = calloc(b->n, sizeof *ok_applied);
+	bool *fail_applied = calloc(b->n, sizeof *fail_applied);
+	size_t nok = 0;
+	int rc;
+
+	if (!ok || !ok_applied || !fail_applied) {
 		rc = evfi_fail(EVF_ENOMEM, "out of memory");
 		goto out;
 	}
-	/* Outcomes are worth waiting for: while the lease lasts a write after
-	 * a reconnect still lands, and saves running the handlers again. */
+	for (size_t i = 0; i < b->n; i++)
+		if (b->ran[i] && !b->res[i].failed)
+			ok[nok++] = w->leases[i];
 	int64_t pause = 10, waited = 0;
 	bool completed = false;
 	for (;;) {
 		rc = completed ? 0 : s->ops->complete(s, w->id, ok, nok, ok_applied);
 		completed = completed || rc == 0;
 		if (!rc)
-			rc = s->ops->fail_batch(s, w->id, fails, nfail, fail_applied);
+			rc = s->ops->fail_batch(s, w->id, b->fails, b->nfail, fail_applied);
 		if (!transient(rc) || waited >= w->lock_ms)
 			break;
 		log_retry(w, pause);
@@ -482,55 +499,75 @@ int evf_worker_step(evf_worker *w, size_t *out_n)
 		waited += pause;
 		pause = pause * 2 > 2000 ? 2000 : pause * 2;
 	}
-	for (size_t i = 0, k = 0; !rc && i < n; i++)
-		if (ran[i] && !res[i].failed)
-			applied[i] = ok_applied[k++];
-	for (size_t k = 0; !rc && k < nfail; k++)
-		applied[fail_at[k]] = fail_applied[k];
+	for (size_t i = 0, k = 0; !rc && i < b->n; i++) {
+		if (!b->ran[i])
+			continue;
+		b->applied[i] = b->res[i].failed ? fail_applied[b->fail_of[i]] : ok_applied[k++];
+	}
+out:
+	free(ok);
 	free(ok_applied);
 	free(fail_applied);
-	if (rc)
-		goto out;
+	return rc;
+}
 
-	/* Outcomes are reported once they are durable. */
-	if (s->ops->end_batch && (rc = s->ops->end_batch(s, true)))
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		if (!ran[i])
+static void batch_report(evf_worker *w, const batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		if (!b->ran[i])
 			continue;
+		const evfi_result *r = &b->res[i];
 		evf_outcome o = {
-			.event = evs[i], .ok = !res[i].failed, .skipped = skipped[i],
-			.applied = applied[i], .error_code = res[i].code,
-			.error_message = res[i].failed ? (res[i].message ? res[i].message : "handler failed") : NULL,
-			.duration_ms = dur[i],
+			.event = b->evs[i], .ok = !r->failed, .skipped = b->skipped[i],
+			.applied = b->applied[i], .error_code = r->code,
+			.error_message = r->failed ? (r->message ? r->message : "handler failed") : NULL,
+			.duration_ms = b->dur[i],
 		};
-		for (size_t k = 0; k < nfail; k++)
-			if (fail_at[k] == i) {
-				o.dead = fails[k].dead;
-				o.retry_at = fails[k].retry_at;
-			}
+		if (b->fail_of[i] >= 0) {
+			o.dead = b->fails[b->fail_of[i]].dead;
+			o.retry_at = b->fails[b->fail_of[i]].retry_at;
+		}
 		report(w, &o);
 	}
+}
+
+int evf_worker_step(evf_worker *w, size_t *out_n)
+{
+	evf_store *s = w->db->store;
+	batch b = { 0 };
+	int rc;
+
 	if (out_n)
-		*out_n = n;
-out:
-	if (rc && s->ops->end_batch)
-		s->ops->end_batch(s, false); /* a basic batch stays unprocessed */
-	for (size_t i = 0; i < n; i++) {
-		if (res)
-			evfi_result_clear(&res[i]);
-		evf_event_free(evs[i]);
+		*out_n = 0;
+	if ((rc = claim_batch(w, &b.evs, &b.n)))
+		return rc;
+	if (b.n == 0) {
+		free(b.evs);
+		return s->ops->end_batch ? s->ops->end_batch(s, true) : 0;
 	}
-	free(evs);
-	free(res);
-	free(ran);
-	free(skipped);
-	free(applied);
-	free(dur);
-	free(leases);
-	free(ok);
-	free(fails);
-	free(fail_at);
+	if (!(rc = batch_alloc(&b)) && !(w->leases = calloc(b.n, sizeof *w->leases)))
+		rc = evfi_fail(EVF_ENOMEM, "out of memory");
+	if (!rc) {
+		for (size_t i = 0; i < b.n; i++)
+			w->leases[i] = (evf_lease){ b.evs[i]->id, b.evs[i]->attempts };
+		w->nleases = b.n;
+		rc = batch_run(w, &b);
+	}
+	if (!rc) {
+		batch_judge(w, &b);
+		rc = batch_record(w, &b);
+	}
+	/* Outcomes are reported once they are durable. */
+	if (!rc && s->ops->end_batch)
+		rc = s->ops->end_batch(s, true);
+	if (!rc) {
+		batch_report(w, &b);
+		if (out_n)
+			*out_n = b.n;
+	} else if (s->ops->end_batch) {
+		s->ops->end_batch(s, false); /* a basic batch stays unprocessed */
+	}
+	batch_free(&b);
 	free(w->leases);
 	w->leases = NULL;
 	w->nleases = 0;
