@@ -69,7 +69,9 @@ static int print_row(const evf_event *ev, void *user)
 		snprintf(attempts, sizeof attempts, "%d/%d", ev->attempts, ev->max_attempts);
 		printf("%8" PRId64 " %-24s %-9s %-8s %4d %-19s ", ev->id, ev->type,
 		       evf_state_name(ev->state), attempts, ev->priority, date);
-		print_error_excerpt(ev->error_message);
+		/* a retry that succeeded keeps its old message: show it only
+		 * while the last attempt is the one that failed */
+		print_error_excerpt(ev->error ? ev->error_message : NULL);
 		putchar('\n');
 	}
 	ls->rows++;

@@ -183,9 +183,11 @@ char *tui_format_row(char *buf, size_t len, const tui_columns *c,
 	snprintf(prio, sizeof prio, "%d", ev->priority);
 	tui_fmt_age(age, sizeof age, now - ev->date);
 	tui_fmt_next(next, sizeof next, ev, now);
+	/* A retry that succeeded keeps its old message in the row; only show
+	 * it while the error flag says the last attempt failed. */
 	return layout(buf, len, c, tagged ? "*" : " ", id, ev->type,
 	              evf_state_name(ev->state), attempts, prio, age, next,
-	              ev->error_message);
+	              ev->error ? ev->error_message : NULL);
 }
 
 /* ---- the header ---------------------------------------------------------- */
