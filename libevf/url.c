@@ -87,6 +87,22 @@ static char *mask_password(const char *url)
 	return b.data ? b.data : strdup("");
 }
 
+/* "host=/run/postgresql dbname=app": a libpq conninfo starts with a
+ * keyword and '='.  (Testing for '/' instead would send socket paths and
+ * passwords with slashes to SQLite, and into its error messages.) */
+static bool is_conninfo(const char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	if (!isalpha((unsigned char)*s))
+		return false;
+	while (isalnum((unsigned char)*s) || *s == '_')
+		s++;
+	while (isspace((unsigned char)*s))
+		s++;
+	return *s == '=';
+}
+
 int evfi_url_parse(evfi_url *out, const char *url)
 {
 	const char *backend, *target;
@@ -101,8 +117,7 @@ int evfi_url_parse(evfi_url *out, const char *url)
 		backend = "sqlite";
 		target = url + 7;
 	} else if (starts(url, "postgresql://") || starts(url, "postgres://") ||
-	           starts(url, "postgresql:") ||
-	           (strchr(url, '=') && !strchr(url, '/'))) {
+	           starts(url, "postgresql:") || is_conninfo(url)) {
 		/* a libpq URI, or a conninfo string "host=... dbname=..." */
 		backend = "postgresql";
 		target = url;

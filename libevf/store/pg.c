@@ -296,7 +296,8 @@ static int schema_change(pg_store *s, bool migrate, bool dry_run, char **sql_out
 	if (dry_run) {
 		PQclear(PQexec(s->conn, "ROLLBACK"));
 		evfi_buf_printf(&b, "INSERT INTO evf_schema (table_name, version, updated_at) "
-		                "VALUES ('%s', 1, now()) ON CONFLICT (table_name) DO UPDATE ...;\n", t);
+		                "VALUES ('%s', 1, now()) ON CONFLICT (table_name) DO UPDATE SET "
+		                "version = excluded.version, updated_at = excluded.updated_at;\n", t);
 		if (b.oom) {
 			evfi_buf_free(&b);
 			return evfi_fail(EVF_ENOMEM, "out of memory");

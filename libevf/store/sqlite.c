@@ -257,8 +257,11 @@ static int schema_change(sq_store *s, bool migrate, bool dry_run, char **sql_out
 	}
 	if (dry_run) {
 		exec_sql(s, "ROLLBACK");
+		char now[40];
 		evfi_buf_printf(&b, "INSERT INTO evf_schema (table_name, version, updated_at) "
-		                "VALUES ('%s', 1, now) ON CONFLICT (table_name) DO UPDATE ...;\n", t);
+		                "VALUES ('%s', 1, '%s') ON CONFLICT (table_name) DO UPDATE SET "
+		                "version = excluded.version, updated_at = excluded.updated_at;\n",
+		                t, evf_time_format(now, sizeof now, evf_now()));
 		*sql_out = b.data;
 		return b.oom ? (evfi_buf_free(&b), evfi_fail(EVF_ENOMEM, "out of memory")) : 0;
 	}

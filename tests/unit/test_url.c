@@ -29,6 +29,11 @@ static void test_urls(void **state)
 	      "host=localhost dbname=app password=*** user=x");
 	check("postgresql:///evf?host=/tmp/s", "postgresql", "postgresql:///evf?host=/tmp/s",
 	      "postgresql:///evf?host=/tmp/s");
+	/* socket directories and passwords with slashes stay PostgreSQL */
+	check("host=/run/postgresql dbname=app password=a/b", "postgresql",
+	      "host=/run/postgresql dbname=app password=a/b",
+	      "host=/run/postgresql dbname=app password=***");
+	check("data/x=y.db", "sqlite", "data/x=y.db", "data/x=y.db");
 	evfi_url u;
 	assert_int_equal(evfi_url_parse(&u, "mysql://x/y"), EVF_EINVAL);
 	assert_non_null(strstr(evf_error_last(), "mysql://"));
