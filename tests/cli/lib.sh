@@ -1,9 +1,14 @@
 # lib.sh - helpers for the evfctl tests; source it from a test script.
 #
 # Each script gets a fresh temporary directory ($T, removed on exit) and a
-# fresh SQLite file ($DB, also in $EVF_DATABASE_URL).  `run` runs evfctl
-# and keeps its exit status in $status and its output in $T/out and $T/err;
-# the expect_* helpers count passes and failures, and `finish` prints
+# fresh database: a SQLite file ($DB, also in $EVF_DATABASE_URL) with the
+# default table, or with EVF_CLI_BACKEND=pg the PostgreSQL server of
+# $EVF_TEST_PG_URL with a table of the script's own ($TABLE, dropped on
+# exit).  Without EVF_TEST_PG_URL a pg run is skipped (exit 77), unless
+# EVF_TEST_REQUIRE_PG is set, which makes that a failure.  Every evfctl
+# call goes through `evf`, which names $TABLE.  `run` runs evfctl and keeps
+# its exit status in $status and its output in $T/out and $T/err; the
+# expect_* helpers count passes and failures, and `finish` prints
 # "N passed, N failed" and exits 1 when anything failed.
 
 set -u
@@ -16,15 +21,81 @@ if ! command -v python3 >/dev/null 2>&1; then
 	echo "python3 is needed to read the JSON output" >&2
 	exit 99
 fi
+# The interpreter itself rather than a version manager's shim in front of
+# it (pyenv's costs a second a call, and these scripts make hundreds).
+PYTHON3=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
+[ -n "$PYTHON3" ] && [ -x "$PYTHON3" ] || PYTHON3=$(command -v python3)
+python3() {
+	"$PYTHON3" "$@"
+}
+
+BACKEND=${EVF_CLI_BACKEND:-sqlite}
+case $BACKEND in
+sqlite) ;;
+pg)
+	if [ -z "${EVF_TEST_PG_URL:-}" ]; then
+		if [ -n "${EVF_TEST_REQUIRE_PG:-}" ]; then
+			echo "EVF_TEST_REQUIRE_PG is set but EVF_TEST_PG_URL is not" >&2
+			exit 1
+		fi
+		echo "set EVF_TEST_PG_URL to run this test on PostgreSQL" >&2
+		exit 77
+	fi
+	;;
+*)
+	echo "EVF_CLI_BACKEND must be sqlite or pg, not '$BACKEND'" >&2
+	exit 99
+	;;
+esac
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/evfctl-test.XXXXXX") || exit 99
-trap 'rm -rf "$T"' EXIT
+trap 'cli_cleanup' EXIT
 trap 'exit 1' HUP INT TERM
 
-DB="$T/evf.db"
+if [ "$BACKEND" = pg ]; then
+	DB=$EVF_TEST_PG_URL
+	TABLE="evf_cli_$$"
+else
+	DB="$T/evf.db"
+	TABLE=evf_event
+fi
 EVF_DATABASE_URL="$DB"
 export EVF_DATABASE_URL
 PLUGIN="${EVF_TEST_BUILDDIR:-.}/tests/cli/.libs/testplugin.so"
+
+# psql_q SQL...: run statements on the test server (pg only); quiet, and
+# false when psql is missing or a statement fails.
+psql_q() {
+	command -v psql >/dev/null 2>&1 || return 1
+	for _sql in "$@"; do
+		psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -c "$_sql" >/dev/null 2>&1 || return 1
+	done
+}
+
+# drop_pg_table NAME: the table and its evf_schema row, so that a later
+# script with the same pid starts clean.
+drop_pg_table() {
+	psql_q "DROP TABLE IF EXISTS \"$1\"" || return 1
+	psql_q "DELETE FROM evf_schema WHERE table_name = '$1'" 2>/dev/null
+	return 0
+}
+
+cli_cleanup() {
+	if [ "$BACKEND" = pg ]; then
+		for _t in $TABLE ${EXTRA_TABLES:-}; do
+			drop_pg_table "$_t"
+		done
+	fi
+	rm -rf "$T"
+}
+if [ "$BACKEND" = pg ]; then
+	drop_pg_table "$TABLE"
+fi
+
+# evf ARGS...: evfctl on this script's table (a later --table wins).
+evf() {
+	"$EVFCTL" --table "$TABLE" "$@"
+}
 
 passed=0
 failed=0
@@ -34,7 +105,7 @@ last=""
 # run ARGS...: evfctl with stdin from /dev/null.
 run() {
 	last="evfctl $*"
-	"$EVFCTL" "$@" <"/dev/null" >"$T/out" 2>"$T/err"
+	evf "$@" <"/dev/null" >"$T/out" 2>"$T/err"
 	status=$?
 }
 
@@ -43,7 +114,7 @@ run_in() {
 	_in=$1
 	shift
 	last="evfctl $* < $(basename "$_in")"
-	"$EVFCTL" "$@" <"$_in" >"$T/out" 2>"$T/err"
+	evf "$@" <"$_in" >"$T/out" 2>"$T/err"
 	status=$?
 }
 
@@ -157,7 +228,7 @@ expect_json() {
 
 # field ID NAME: one field of an event, through `evfctl --json show`.
 field() {
-	"$EVFCTL" --json show "$1" >"$T/field.json" 2>/dev/null || { echo "(no event $1)"; return; }
+	evf --json show "$1" >"$T/field.json" 2>/dev/null || { echo "(no event $1)"; return; }
 	json "d.get('$2')" "$T/field.json"
 }
 
@@ -173,7 +244,7 @@ expect_field() {
 
 # count_events [LIST OPTIONS...]: how many events `list` finds.
 count_events() {
-	"$EVFCTL" --json list --limit 0 "$@" >"$T/count.json" 2>/dev/null || { echo "(list failed)"; return; }
+	evf --json list --limit 0 "$@" >"$T/count.json" 2>/dev/null || { echo "(list failed)"; return; }
 	json "len(d)" "$T/count.json"
 }
 
@@ -190,7 +261,7 @@ expect_count() {
 
 # snapshot FILE: the whole table, to compare before and after.
 snapshot() {
-	"$EVFCTL" --json list --limit 0 >"$1" 2>&1
+	evf --json list --limit 0 >"$1" 2>&1
 }
 
 expect_unchanged() {
@@ -204,7 +275,7 @@ expect_unchanged() {
 
 # emit_id ARGS...: emit and print the new id.
 emit_id() {
-	"$EVFCTL" --json emit "$@" </dev/null >"$T/emit.json" 2>"$T/emit.err" || {
+	evf --json emit "$@" </dev/null >"$T/emit.json" 2>"$T/emit.err" || {
 		echo "emit $* failed: $(cat "$T/emit.err")" >&2
 		echo 0
 		return

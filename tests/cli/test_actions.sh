@@ -3,12 +3,12 @@
 # filter, --dry-run, and the refusal to touch everything without --all.
 . "${EVF_TEST_SRCDIR:-$(dirname "$0")/../..}/tests/cli/lib.sh"
 
-"$EVFCTL" init >/dev/null || exit 99
+evf init >/dev/null || exit 99
 for i in 1 2 3 4 5 6; do
-	"$EVFCTL" emit x.a "{\"i\":$i}" >/dev/null
+	evf emit x.a "{\"i\":$i}" >/dev/null
 done
-"$EVFCTL" emit y.b >/dev/null   # 7
-"$EVFCTL" emit y.b >/dev/null   # 8
+evf emit y.b >/dev/null   # 7
+evf emit y.b >/dev/null   # 8
 
 # dead-letter by id.
 run dead-letter 1 2
@@ -77,8 +77,8 @@ expect_stdout_equals "dead-lettered 2 events"
 expect_field 7 state done
 
 # Other filters: --text, --correlation-id, --since/--until, --errors.
-"$EVFCTL" emit z.c '{"needle":"haystack"}' --correlation-id cz >/dev/null  # 9
-"$EVFCTL" emit z.c '{"other":1}' >/dev/null                                # 10
+evf emit z.c '{"needle":"haystack"}' --correlation-id cz >/dev/null  # 9
+evf emit z.c '{"other":1}' >/dev/null                                # 10
 run dead-letter --text haystack
 expect_stdout_equals "dead-lettered 1 events"
 expect_field 9 state dead

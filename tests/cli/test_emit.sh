@@ -4,12 +4,16 @@
 
 run init
 expect_exit 0
-expect_stdout_contains "initialised evf_event in"
-check "init creates the database file" test -f "$DB"
+expect_stdout_contains "initialised $TABLE in"
+if [ "$BACKEND" = sqlite ]; then
+	check "init creates the database file" test -f "$DB"
+else
+	check "init creates the table" test "$(count_events)" = 0
+fi
 run init
 expect_exit 0
 run --json init
-expect_json "d['table']" "evf_event"
+expect_json "d['table']" "$TABLE"
 expect_json "'database' in d" "true"
 
 run emit t.a

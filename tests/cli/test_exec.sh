@@ -3,7 +3,7 @@
 # environment and stdin of the command, and --exec-timeout.
 . "${EVF_TEST_SRCDIR:-$(dirname "$0")/../..}/tests/cli/lib.sh"
 
-"$EVFCTL" init >/dev/null || exit 99
+evf init >/dev/null || exit 99
 
 # process --once with one --exec handler for type x.
 exec_x() {
@@ -25,7 +25,7 @@ exec_x 'exit 75'
 expect_stdout_equals "processed 0, failed 1 (retrying 1, dead 0), skipped 0"
 expect_field "$id" state failed
 expect_field "$id" dead false
-"$EVFCTL" mark-processed "$id" >/dev/null
+evf mark-processed "$id" >/dev/null
 
 # Exit 65: never retry.
 id=$(emit_id x)
@@ -40,7 +40,7 @@ expect_stdout_contains "retrying 1"
 expect_field "$id" state failed
 check "the last line of stderr ends the error message" \
 	test "$(field "$id" error_message | tail -n 1)" = "the real reason"
-"$EVFCTL" mark-processed "$id" >/dev/null
+evf mark-processed "$id" >/dev/null
 
 # Only the tail of a long stderr is kept.
 id=$(emit_id x)
@@ -49,13 +49,13 @@ expect_field "$id" state failed
 msg=$(field "$id" error_message)
 check "a long stderr is cut to its tail" test "${#msg}" -le 1100
 check "the tail keeps the last line" test "$(printf '%s\n' "$msg" | tail -n 1)" = "final words"
-"$EVFCTL" mark-processed "$id" >/dev/null
+evf mark-processed "$id" >/dev/null
 
 # Killed by a signal: a retryable failure.
 id=$(emit_id x)
 exec_x 'kill -9 $$'
 expect_field "$id" state failed
-"$EVFCTL" mark-processed "$id" >/dev/null
+evf mark-processed "$id" >/dev/null
 
 # The event on stdin, the EVF_* variables in the environment.
 id=$(emit_id x '{"colour":"red"}' --correlation-id corr-9)
@@ -77,7 +77,7 @@ while [ "$(cat "$T/attempts" 2>/dev/null | wc -l)" -lt 2 ] && [ $i -lt 40 ]; do
 done
 check "EVF_ATTEMPT is 1, then 2" test "$(tr '\n' ' ' <"$T/attempts")" = "1 2 "
 expect_field "$id" attempts 2
-"$EVFCTL" mark-processed "$id" >/dev/null
+evf mark-processed "$id" >/dev/null
 
 # '*' handles every type without a handler of its own.
 a=$(emit_id y.one)
@@ -97,7 +97,7 @@ expect_exit 0
 expect_stdout_contains "retrying 1"
 check "the timeout ended the command early" test $((end - start)) -lt 10
 expect_field "$id" state failed
-check "the message names the timeout" sh -c "'$EVFCTL' --json show $id | grep -q 'timed out'"
+check "the message names the timeout" sh -c "'$EVFCTL' --table '$TABLE' --json show $id | grep -q 'timed out'"
 # Gone, a zombie waiting for init to reap it, or its pid already reused
 # by another process (pids wrap quickly here): in any case not running.
 not_running() {

@@ -2,15 +2,15 @@
 # evfctl list, show and stats, for people and for scripts (--json).
 . "${EVF_TEST_SRCDIR:-$(dirname "$0")/../..}/tests/cli/lib.sh"
 
-"$EVFCTL" init >/dev/null || exit 99
+evf init >/dev/null || exit 99
 e1=$(emit_id a.x '{"colour":"red","n":[1,2]}' --correlation-id c1)
 e2=$(emit_id a.y '{"colour":"blue"}')
 e3=$(emit_id b.z)
 e4=$(emit_id b.z --in 1h)
 e5=$(emit_id c.fail '{"colour":"green"}')
-"$EVFCTL" dead-letter "$e2" >/dev/null
-"$EVFCTL" mark-processed "$e3" >/dev/null
-"$EVFCTL" process --once --exec 'c.fail=echo "first line" >&2; echo "boom happened" >&2; exit 3' \
+evf dead-letter "$e2" >/dev/null
+evf mark-processed "$e3" >/dev/null
+evf process --once --exec 'c.fail=echo "first line" >&2; echo "boom happened" >&2; exit 3' \
 	</dev/null >/dev/null 2>&1
 
 # People: a header, then a row per event.
@@ -71,7 +71,7 @@ while [ $i -lt 120 ]; do
 	echo '{"type":"many"}'
 	i=$((i + 1))
 done >"$T/many"
-"$EVFCTL" emit --stdin <"$T/many" >/dev/null
+evf emit --stdin <"$T/many" >/dev/null
 run --json list
 expect_json "len(d)" 100
 run --json list --limit 0
@@ -89,7 +89,8 @@ for f in "id:" "type:" "state:" "date:" "attempts:" "priority:" "not_before:" \
 done
 expect_stdout_contains "a.x"
 expect_stdout_contains "c1"
-check "parameters are pretty-printed" grep -q '^    "colour": "red",$' "$T/out"
+# (jsonb on PostgreSQL keeps its own key order, so the comma may not follow.)
+check "parameters are pretty-printed" grep -q '^    "colour": "red",\{0,1\}$' "$T/out"
 run show "$e5"
 expect_stdout_contains "error_message:"
 expect_stdout_contains "first line"

@@ -7,7 +7,7 @@ if [ ! -f "$PLUGIN" ]; then
 	echo "test plugin not built: $PLUGIN" >&2
 	exit 99
 fi
-"$EVFCTL" init >/dev/null || exit 99
+evf init >/dev/null || exit 99
 
 # process --once with the plugin; extra options follow.
 work() {
@@ -116,8 +116,8 @@ expect_field "$o1" state pending
 expect_field "$o2" state done
 
 # --limit stops after that many outcomes.
-"$EVFCTL" mark-processed --all >/dev/null
-for i in 1 2 3 4 5; do "$EVFCTL" emit t.ok >/dev/null; done
+evf mark-processed --all >/dev/null
+for i in 1 2 3 4 5; do evf emit t.ok >/dev/null; done
 work --limit 2
 expect_stdout_contains "processed 2,"
 expect_count 3 --type t.ok --state pending
@@ -142,7 +142,7 @@ expect_field "$clean" state pending
 expect_field "$clean" attempts 0
 
 # --requeue-errors makes failed and dead events ready first.
-"$EVFCTL" mark-processed --all >/dev/null
+evf mark-processed --all >/dev/null
 d=$(emit_id t.fatal)
 work
 expect_field "$d" state dead
@@ -176,11 +176,11 @@ sys.exit(0 if len(lines) == 1 and "corr-json" in json.dumps(lines[0]) else 1)' "
 s=$(emit_id t.slow '{"ms":4000}')
 q1=$(emit_id t.ok)
 q2=$(emit_id t.ok)
-"$EVFCTL" process --plugin "$PLUGIN" --poll-interval 100ms \
+"$EVFCTL" --table "$TABLE" process --plugin "$PLUGIN" --poll-interval 100ms \
 	</dev/null >"$T/bg.out" 2>"$T/bg.err" &
 pid=$!
 i=0
-until "$EVFCTL" list --state running --type t.slow | grep -q t.slow || [ $i -ge 200 ]; do
+until evf list --state running --type t.slow | grep -q t.slow || [ $i -ge 200 ]; do
 	sleep 0.05
 	i=$((i + 1))
 done
@@ -199,13 +199,13 @@ expect_field "$q1" locked_by null
 
 # SIGTERM to an idle worker stops it promptly.  The worker is known to
 # be up (its signal handlers in place) once it has done one event.
-"$EVFCTL" mark-processed --all >/dev/null
+evf mark-processed --all >/dev/null
 ready=$(emit_id t.ok)
-"$EVFCTL" process --plugin "$PLUGIN" --poll-interval 1h \
+"$EVFCTL" --table "$TABLE" process --plugin "$PLUGIN" --poll-interval 1h \
 	</dev/null >"$T/bg.out" 2>"$T/bg.err" &
 pid=$!
 i=0
-until "$EVFCTL" list --state done | grep -q "^ *$ready " || [ $i -ge 200 ]; do
+until evf list --state done | grep -q "^ *$ready " || [ $i -ge 200 ]; do
 	sleep 0.05
 	i=$((i + 1))
 done

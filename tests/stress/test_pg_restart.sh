@@ -1,8 +1,10 @@
 #!/bin/sh
 # PostgreSQL restarts (pg_ctl restart -m fast) while two workers drain the
 # queue: they reconnect and finish; no event is lost and none is recorded
-# done twice.  Needs the throwaway server of tests/pg/throwaway.sh
-# ($EVF_PG_DIR), which ./quickstart check provides.
+# done twice.  The server restarted is a throwaway one of this test's own
+# (tests/pg/throwaway.sh), so that PostgreSQL tests running alongside keep
+# theirs; it runs where throwaway servers can be made, which $EVF_PG_DIR
+# (exported by ./quickstart check) says.
 . "${EVF_TEST_SRCDIR:-$(dirname "$0")/../..}/tests/stress/lib.sh"
 
 EVF_STRESS_BACKEND=pg
@@ -11,10 +13,22 @@ lease=5
 srcdir=${EVF_TEST_SRCDIR:-$(dirname "$0")/../..}
 
 if [ -z "${EVF_PG_DIR:-}" ]; then
-	[ -z "${EVF_TEST_REQUIRE_PG:-}" ] || fail "EVF_TEST_REQUIRE_PG is set but EVF_PG_DIR (a throwaway server to restart) is not"
+	[ -z "${EVF_TEST_REQUIRE_PG:-}" ] || fail "EVF_TEST_REQUIRE_PG is set but EVF_PG_DIR (throwaway servers) is not"
 	skip "needs EVF_PG_DIR: a throwaway server from tests/pg/throwaway.sh"
 fi
+PG_HOME=$(mktemp -d "${TMPDIR:-/tmp}/evf-restart.XXXXXX") || fail "mktemp -d failed"
+PG_DIR=
+throwaway() {
+	env -u EVF_PG_DIR ${PG_DIR:+"EVF_PG_DIR=$PG_DIR"} EVF_PG_POINTER="$PG_HOME/pointer" \
+		bash "$srcdir/tests/pg/throwaway.sh" "$@"
+}
+throwaway start >"$PG_HOME/env" 2>"$PG_HOME/err" ||
+	fail "cannot start a throwaway PostgreSQL: $(tail -n 3 "$PG_HOME/err")"
+PG_DIR=$(sed -n 's/^EVF_PG_DIR=//p' "$PG_HOME/env")
+EVF_TEST_PG_URL=$(sed -n 's/^EVF_TEST_PG_URL=//p' "$PG_HOME/env")
 stress_setup
+# stress_setup's trap cleans the work directory; the server goes too.
+trap 'stress_cleanup; throwaway stop >/dev/null 2>&1; rm -rf "$PG_HOME"' EXIT
 emit_many "$events" t
 ids_to "$WORK/emitted"
 
@@ -33,7 +47,7 @@ while [ $(($(line_count "$WORK/ran.1") + $(line_count "$WORK/ran.2"))) -lt $((ev
 	sleep 0.1
 done
 note "restarting PostgreSQL after $(($(line_count "$WORK/ran.1") + $(line_count "$WORK/ran.2"))) handlers ran"
-bash "$srcdir/tests/pg/throwaway.sh" restart || fail "pg_ctl restart failed"
+throwaway restart || fail "pg_ctl restart failed"
 
 for i in 1 2; do
 	eval "pid=\$pid_$i"
