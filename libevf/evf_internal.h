@@ -98,6 +98,9 @@ void evfi_sql_state(evfi_buf *b, evf_state st, bool ext, bool pg, const char *no
 void evfi_sql_state_case(evfi_buf *b, bool ext, bool pg, const char *now);
 /* " AND (<state> OR ...)" for a filter's state mask; nothing for all. */
 void evfi_sql_states(evfi_buf *b, unsigned mask, bool ext, bool pg, const char *now);
+/* Conditions implied by a state mask that let indexes do the work. */
+void evfi_sql_state_hints(evfi_buf *b, unsigned mask, bool ext, bool pg,
+                          const char *table, const char *qt);
 /* qsort comparator for evf_event *: priority, not_before, id. */
 int evfi_cmp_claim_order(const void *a, const void *b);
 /* Query callback that copies the first event into *(evf_event **)user. */

@@ -973,10 +973,11 @@ static char *like_of(const char *glob)
 	return b.oom ? (evfi_buf_free(&b), NULL) : b.data;
 }
 
-static void where_clause(pgq *q, const evf_filter *f, bool ext, bool paging)
+static void where_clause(pg_store *s, pgq *q, const evf_filter *f, bool ext, bool paging)
 {
 	q_sql(q, " WHERE true");
 	evfi_sql_states(&q->sql, f->states, ext, true, "now()");
+	evfi_sql_state_hints(&q->sql, f->states, ext, true, s->base.table, s->qt);
 	if (f->type && *f->type) {
 		if (strchr(f->type, '*')) {
 			char *like = like_of(f->type);
@@ -1042,7 +1043,7 @@ static int pg_query(evf_store *base, const evf_filter *f, evf_row_cb cb, void *u
 	if (ext < 0)
 		return ext;
 	q_sql(&q, "SELECT %s FROM %s", ext ? EXT_COLS : BASIC_COLS, s->qt);
-	where_clause(&q, f, ext, true);
+	where_clause(s, &q, f, ext, true);
 	q_sql(&q, " ORDER BY id %s", f->descending ? "DESC" : "ASC");
 	if (f->limit > 0) {
 		q_sql(&q, " LIMIT ");
@@ -1107,7 +1108,7 @@ static int pg_count(evf_store *base, const evf_filter *f, int64_t *out)
 	if (ext < 0)
 		return ext;
 	q_sql(&q, "SELECT count(*) FROM %s", s->qt);
-	where_clause(&q, f, ext, false);
+	where_clause(s, &q, f, ext, false);
 	PGresult *r = run(s, &q, "counting events", &rc);
 	q_free(&q);
 	if (!r)
@@ -1176,7 +1177,7 @@ static int pg_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
 		q_int(&q, arg);
 		break;
 	}
-	where_clause(&q, f, ext, false);
+	where_clause(s, &q, f, ext, false);
 	PGresult *r = run(s, &q, evf_action_name(a), &rc);
 	q_free(&q);
 	if (!r)

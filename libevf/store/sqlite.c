@@ -819,10 +819,11 @@ static char *json_ids(const int64_t *ids, size_t n)
 	return b.oom ? (evfi_buf_free(&b), NULL) : b.data;
 }
 
-static void where_clause(evfi_buf *b, const evf_filter *f, bool ext, bool paging)
+static void where_clause(sq_store *s, evfi_buf *b, const evf_filter *f, bool ext, bool paging)
 {
 	evfi_buf_puts(b, " WHERE 1");
 	evfi_sql_states(b, f->states, ext, false, ":now");
+	evfi_sql_state_hints(b, f->states, ext, false, s->base.table, s->qt);
 	if (f->type && *f->type)
 		evfi_buf_puts(b, strchr(f->type, '*') ? " AND type GLOB :type" : " AND type = :type");
 	if (f->nids)
@@ -899,7 +900,7 @@ static int sq_query(evf_store *base, const evf_filter *f, evf_row_cb cb, void *u
 	if (ext < 0)
 		return ext;
 	evfi_buf_printf(&sql, "SELECT %s FROM %s", ext ? EXT_COLS : BASIC_COLS, s->qt);
-	where_clause(&sql, f, ext, true);
+	where_clause(s, &sql, f, ext, true);
 	evfi_buf_printf(&sql, " ORDER BY id %s", f->descending ? "DESC" : "ASC");
 	if (f->limit > 0)
 		evfi_buf_puts(&sql, " LIMIT :limit");
@@ -936,7 +937,7 @@ static int sq_count(evf_store *base, const evf_filter *f, int64_t *out)
 	if (ext < 0)
 		return ext;
 	evfi_buf_printf(&sql, "SELECT count(*) FROM %s", s->qt);
-	where_clause(&sql, f, ext, false);
+	where_clause(s, &sql, f, ext, false);
 	if ((rc = prepare_filtered(s, &sql, f, evf_now(), &st)))
 		return rc;
 	rc = sqlite3_step(st);
@@ -1031,7 +1032,7 @@ static int sq_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
 		break;
 	}
 	evfi_buf_printf(&sql, "UPDATE %s SET %s", s->qt, set);
-	where_clause(&sql, f, ext, false);
+	where_clause(s, &sql, f, ext, false);
 	if ((rc = begin(s)))
 		return evfi_wrap(rc, "%s", evf_action_name(a));
 	if ((rc = prepare_filtered(s, &sql, f, evf_now(), &st))) {
