@@ -137,7 +137,7 @@ static void tail_add(char *tail, size_t *len, const char *buf, size_t n)
 }
 
 /* The error message: the tail of stderr without trailing blank lines. */
-static char *tail_message(char *tail, size_t len)
+static char *tail_message(const char *tail, size_t len)
 {
 	while (len && (tail[len - 1] == '\n' || tail[len - 1] == '\r' ||
 	               tail[len - 1] == ' ' || tail[len - 1] == '\t'))
@@ -155,144 +155,146 @@ static char *tail_message(char *tail, size_t len)
 	return m;
 }
 
-static int exec_run(evf_job *job, const evf_event *ev, void *user)
+/* One run of a command handler. */
+typedef struct run {
+	pid_t pid;
+	int in, err;           /* our ends: its stdin, its stderr */
+	int64_t started, timeout_ms;
+	bool timed_out;
+	char tail[STDERR_TAIL];
+	size_t tail_len;
+} run;
+
+static bool past_deadline(const run *r)
 {
-	exec_handler *h = user;
+	return r->timeout_ms > 0 && mono_ms() - r->started >= r->timeout_ms;
+}
+
+/* Start the command with the event's environment; 0 or an errno. */
+static int run_start(run *r, const exec_handler *h, const evf_event *ev)
+{
 	int in[2] = { -1, -1 }, err[2] = { -1, -1 };
 	char *envstore[4] = { NULL, NULL, NULL, NULL };
-	char tail[STDERR_TAIL];
-	size_t tail_len = 0;
-	int status = 0;
-	bool timed_out = false;
+	char **env = build_env(ev, envstore);
+	int e = 0;
 
-	char *json = evf_event_to_json(ev, false);
-	char **env = json ? build_env(ev, envstore) : NULL;
-	if (!json || !env) {
-		free(json);
-		free(env);
-		return evf_job_fail(job, 0, "ENOMEM", true, "out of memory starting handler"), -1;
-	}
+	if (!env)
+		return ENOMEM;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0 ||
-	    pipe2(err, O_CLOEXEC) < 0) {
-		int e = errno;
-		for (int i = 0; i < 2; i++) {
-			if (in[i] >= 0)
-				close(in[i]);
-			if (err[i] >= 0)
-				close(err[i]);
-		}
-		free(json);
-		free(env);
-		for (int i = 0; i < 4; i++)
-			free(envstore[i]);
-		evf_job_fail(job, 0, "EXEC", true, "cannot start handler: %s", strerror(e));
-		return -1;
-	}
-	int64_t started = mono_ms();
-	pid_t pid = -1;
-	int serr = spawn(&pid, h->command, in[1], err[1], env);
-	close(in[1]);
-	close(err[1]);
+	    pipe2(err, O_CLOEXEC) < 0)
+		e = errno;
+	r->started = mono_ms();
+	r->timeout_ms = h->timeout_ms;
+	if (!e)
+		e = spawn(&r->pid, h->command, in[1], err[1], env);
+	/* the child's ends are its own now; ours go too if it never started */
+	if (in[1] >= 0)
+		close(in[1]);
+	if (err[1] >= 0)
+		close(err[1]);
+	if (e && in[0] >= 0)
+		close(in[0]);
+	if (e && err[0] >= 0)
+		close(err[0]);
 	free(env);
 	for (int i = 0; i < 4; i++)
 		free(envstore[i]);
-	if (serr) {
-		close(in[0]);
-		close(err[0]);
-		free(json);
-		evf_job_fail(job, 0, "EXEC", true, "cannot start handler: %s", strerror(serr));
-		return -1;
-	}
+	r->in = e ? -1 : in[0];
+	r->err = e ? -1 : err[0];
+	return e;
+}
 
-	/* Feed stdin and drain stderr together, so neither side can block the
-	 * other on a full pipe. */
-	size_t json_len = strlen(json), sent = 0;
-	fcntl(in[0], F_SETFL, O_NONBLOCK);
-	if (json_len == 0) {
-		close(in[0]);
-		in[0] = -1;
-	}
-	bool err_open = true;
-	while (err_open) {
-		struct pollfd p[2] = { { err[0], POLLIN, 0 }, { in[0], POLLOUT, 0 } };
+/* Feed the event to stdin and drain stderr together, so neither side can
+ * block the other on a full pipe, until stderr closes or time runs out. */
+static void run_pump(run *r, const char *json)
+{
+	size_t len = strlen(json), sent = 0;
+
+	fcntl(r->in, F_SETFL, O_NONBLOCK);
+	for (;;) {
+		struct pollfd p[2] = { { r->err, POLLIN, 0 }, { r->in, POLLOUT, 0 } };
 		int timeout = -1;
-		if (h->timeout_ms > 0) {
-			int64_t left = h->timeout_ms - (mono_ms() - started);
+		if (r->timeout_ms > 0) {
+			int64_t left = r->timeout_ms - (mono_ms() - r->started);
 			if (left <= 0) {
-				timed_out = true;
+				r->timed_out = true;
 				break;
 			}
 			timeout = left > 1000 ? 1000 : (int)left;
 		}
-		int r = poll(p, in[0] >= 0 ? 2 : 1, timeout);
-		if (r < 0) {
+		if (poll(p, r->in >= 0 ? 2 : 1, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
 		if (p[0].revents) {
 			char buf[4096];
-			ssize_t got = read(err[0], buf, sizeof buf);
+			ssize_t got = read(r->err, buf, sizeof buf);
 			if (got > 0)
-				tail_add(tail, &tail_len, buf, (size_t)got);
+				tail_add(r->tail, &r->tail_len, buf, (size_t)got);
 			else if (got == 0 || (errno != EINTR && errno != EAGAIN))
-				err_open = false;
+				break;
 		}
-		if (in[0] >= 0 && p[1].revents) {
-			ssize_t w = send(in[0], json + sent, json_len - sent, MSG_NOSIGNAL);
+		if (r->in >= 0 && p[1].revents) {
+			ssize_t w = send(r->in, json + sent, len - sent, MSG_NOSIGNAL);
 			if (w > 0)
 				sent += (size_t)w;
 			if (w < 0 && errno != EAGAIN && errno != EINTR)
-				sent = json_len; /* the handler stopped reading: fine */
-			if (sent >= json_len) {
-				close(in[0]);
-				in[0] = -1;
+				sent = len; /* the handler stopped reading: fine */
+			if (sent >= len) {
+				close(r->in);
+				r->in = -1;
 			}
 		}
 	}
-	if (in[0] >= 0)
-		close(in[0]);
-	close(err[0]);
-	free(json);
+	if (r->in >= 0)
+		close(r->in);
+	close(r->err);
+	r->in = r->err = -1;
+}
 
-	/* stderr closed; the process may still run (it closed stderr, or a
-	 * grandchild keeps it).  Wait with the same deadline. */
+/* Wait for the process with the same deadline (it may outlive its stderr,
+ * or a grandchild may hold it); past it, kill the whole group. */
+static int run_reap(run *r)
+{
+	int status = 0;
 	for (;;) {
-		if (timed_out) {
-			kill(-pid, SIGKILL);
-			kill(pid, SIGKILL);
-			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		if (r->timed_out) {
+			kill(-r->pid, SIGKILL);
+			kill(r->pid, SIGKILL);
+			while (waitpid(r->pid, &status, 0) < 0 && errno == EINTR)
 				;
-			break;
+			return status;
 		}
-		pid_t r = waitpid(pid, &status, h->timeout_ms > 0 ? WNOHANG : 0);
-		if (r == pid)
-			break;
-		if (r < 0 && errno != EINTR) {
-			status = 127 << 8;
-			break;
-		}
-		if (r == 0) {
-			if (mono_ms() - started >= h->timeout_ms)
-				timed_out = true;
+		pid_t w = waitpid(r->pid, &status, r->timeout_ms > 0 ? WNOHANG : 0);
+		if (w == r->pid)
+			return status;
+		if (w < 0 && errno != EINTR)
+			return 127 << 8;
+		if (w == 0) {
+			if (past_deadline(r))
+				r->timed_out = true;
 			else
 				usleep(2000);
 		}
 	}
+}
 
-	char *msg = tail_message(tail, tail_len);
-	int rc = 0;
-	if (timed_out) {
+/* Exit 0 succeeds, 75 retries later, 65 fails for good, anything else
+ * (or a signal, or the timeout) is a retryable failure. */
+static int run_verdict(evf_job *job, const run *r, int status)
+{
+	char *msg = tail_message(r->tail, r->tail_len);
+	int rc = -1;
+	if (r->timed_out) {
 		evf_job_fail(job, 0, "TIMEOUT", true, "timed out after %lld ms%s%s",
-		             (long long)h->timeout_ms, msg ? ": " : "", msg ? msg : "");
-		rc = -1;
+		             (long long)r->timeout_ms, msg ? ": " : "", msg ? msg : "");
 	} else if (WIFSIGNALED(status)) {
 		if (msg)
 			evf_job_fail(job, 0, "SIGNAL", true, "%s", msg);
 		else
 			evf_job_fail(job, 0, "SIGNAL", true, "handler killed by signal %d",
 			             WTERMSIG(status));
-		rc = -1;
 	} else if (WEXITSTATUS(status) != 0) {
 		int code = WEXITSTATUS(status);
 		char codebuf[32];
@@ -304,10 +306,27 @@ static int exec_run(evf_job *job, const evf_event *ev, void *user)
 			evf_job_fail(job, 0, name, retryable, "%s", msg);
 		else
 			evf_job_fail(job, 0, name, retryable, "handler exited with status %d", code);
-		rc = -1;
+	} else {
+		rc = 0;
 	}
 	free(msg);
 	return rc;
+}
+
+static int exec_run(evf_job *job, const evf_event *ev, void *user)
+{
+	run r = { .pid = -1, .in = -1, .err = -1 };
+	char *json = evf_event_to_json(ev, false);
+	int e = json ? run_start(&r, user, ev) : ENOMEM;
+
+	if (e) {
+		free(json);
+		evf_job_fail(job, 0, "EXEC", true, "cannot start handler: %s", strerror(e));
+		return -1;
+	}
+	run_pump(&r, json);
+	free(json);
+	return run_verdict(job, &r, run_reap(&r));
 }
 
 int evf_register_exec(evf_worker *w, const char *type, const char *command,
