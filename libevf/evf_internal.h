@@ -101,6 +101,8 @@ void evfi_sql_states(evfi_buf *b, unsigned mask, bool ext, bool pg, const char *
 /* Conditions implied by a state mask that let indexes do the work. */
 void evfi_sql_state_hints(evfi_buf *b, unsigned mask, bool ext, bool pg,
                           const char *table, const char *qt);
+/* The SET list of an operator action (see store/common.c). */
+void evfi_sql_action_set(evfi_buf *b, evf_action a, bool ext, bool pg, const char *now);
 /* qsort comparator for evf_event *: priority, not_before, id. */
 int evfi_cmp_claim_order(const void *a, const void *b);
 /* Query callback that copies the first event into *(evf_event **)user. */

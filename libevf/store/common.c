@@ -187,3 +187,41 @@ void evfi_sql_state_hints(evfi_buf *b, unsigned mask, bool ext, bool pg,
 		evfi_buf_printf(b, " AND error = %s", pg ? "true" : "1");
 	}
 }
+
+/* The SET list of an operator action, the same on both backends but for
+ * boolean literals and the clock.  For EVF_ACTION_SET_MAX_ATTEMPTS it ends
+ * with "max_attempts = " and the caller appends its parameter; that action
+ * needs the extended columns, which the caller checks. */
+void evfi_sql_action_set(evfi_buf *b, evf_action a, bool ext, bool pg, const char *now)
+{
+	const char *f = pg ? "false" : "0", *t = pg ? "true" : "1";
+	/* every dead row carries the error flag, so the overview finds dead
+	 * rows through the (error, date) index; basic tables record a final
+	 * failure as processed with error, as the original package did */
+	static const char dead_msg[] = "error_message = coalesce(nullif(error_message, ''), "
+		"'dead-lettered by an operator')";
+	switch (a) {
+	case EVF_ACTION_REQUEUE:
+		evfi_buf_printf(b, "processed = %s, error = %s", f, f);
+		if (ext)
+			evfi_buf_printf(b, ", dead = %s, attempts = 0, not_before = %s, "
+			                "locked_by = NULL, locked_until = NULL", f, now);
+		break;
+	case EVF_ACTION_MARK_PROCESSED:
+		evfi_buf_printf(b, "processed = %s, error = %s", t, f);
+		if (ext)
+			evfi_buf_printf(b, ", dead = %s, processed_at = %s, locked_by = NULL, "
+			                "locked_until = NULL", f, now);
+		break;
+	case EVF_ACTION_DEAD_LETTER:
+		if (ext)
+			evfi_buf_printf(b, "dead = %s, error = %s, %s, locked_by = NULL, "
+			                "locked_until = NULL", t, t, dead_msg);
+		else
+			evfi_buf_printf(b, "processed = %s, error = %s, %s", t, t, dead_msg);
+		break;
+	case EVF_ACTION_SET_MAX_ATTEMPTS:
+		evfi_buf_puts(b, "max_attempts = ");
+		break;
+	}
+}

@@ -1148,35 +1148,12 @@ static int pg_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
 		return ext;
 	if (dry_run)
 		return pg_count(base, f, affected);
-	switch (a) {
-	case EVF_ACTION_REQUEUE:
-		q_sql(&q, "UPDATE %s SET %s", s->qt, ext
-			? "processed = false, error = false, dead = false, attempts = 0, "
-			  "not_before = now(), locked_by = NULL, locked_until = NULL"
-			: "processed = false, error = false");
-		break;
-	case EVF_ACTION_MARK_PROCESSED:
-		q_sql(&q, "UPDATE %s SET %s", s->qt, ext
-			? "processed = true, error = false, dead = false, processed_at = now(), "
-			  "locked_by = NULL, locked_until = NULL"
-			: "processed = true, error = false");
-		break;
-	case EVF_ACTION_DEAD_LETTER:
-		/* error too: every dead row then sits in the (error, date) index,
-		 * which is how the overview counts them cheaply */
-		q_sql(&q, "UPDATE %s SET %s", s->qt, ext
-			? "dead = true, error = true, error_message = coalesce(nullif(error_message, ''), "
-			  "'dead-lettered by an operator'), locked_by = NULL, locked_until = NULL"
-			: "processed = true, error = true, error_message = coalesce(nullif(error_message, ''), "
-			  "'dead-lettered by an operator')");
-		break;
-	case EVF_ACTION_SET_MAX_ATTEMPTS:
-		if (!ext)
-			return need_extended(s, "set-max-attempts");
-		q_sql(&q, "UPDATE %s SET max_attempts = ", s->qt);
+	if (a == EVF_ACTION_SET_MAX_ATTEMPTS && !ext)
+		return need_extended(s, "set-max-attempts");
+	q_sql(&q, "UPDATE %s SET ", s->qt);
+	evfi_sql_action_set(&q.sql, a, ext, true, "now()");
+	if (a == EVF_ACTION_SET_MAX_ATTEMPTS)
 		q_int(&q, arg);
-		break;
-	}
 	where_clause(s, &q, f, ext, false);
 	PGresult *r = run(s, &q, evf_action_name(a), &rc);
 	q_free(&q);

@@ -1004,34 +1004,12 @@ static int sq_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
 		return ext;
 	if (dry_run)
 		return sq_count(base, f, affected);
-	const char *set = NULL;
-	switch (a) {
-	case EVF_ACTION_REQUEUE:
-		set = ext ? "processed = 0, error = 0, dead = 0, attempts = 0, not_before = :now, "
-		            "locked_by = NULL, locked_until = NULL"
-		          : "processed = 0, error = 0";
-		break;
-	case EVF_ACTION_MARK_PROCESSED:
-		set = ext ? "processed = 1, error = 0, dead = 0, processed_at = :now, "
-		            "locked_by = NULL, locked_until = NULL"
-		          : "processed = 1, error = 0";
-		break;
-	case EVF_ACTION_DEAD_LETTER:
-		/* the original package's way of recording a final failure */
-		/* error = 1 too: every dead row then sits in the (error, date)
-		 * index, which is how the overview counts them cheaply */
-		set = ext ? "dead = 1, error = 1, error_message = coalesce(nullif(error_message, ''), "
-		            "'dead-lettered by an operator'), locked_by = NULL, locked_until = NULL"
-		          : "processed = 1, error = 1, error_message = coalesce(nullif(error_message, ''), "
-		            "'dead-lettered by an operator')";
-		break;
-	case EVF_ACTION_SET_MAX_ATTEMPTS:
-		if (!ext)
-			return need_extended(s, "set-max-attempts");
-		set = "max_attempts = :arg";
-		break;
-	}
-	evfi_buf_printf(&sql, "UPDATE %s SET %s", s->qt, set);
+	if (a == EVF_ACTION_SET_MAX_ATTEMPTS && !ext)
+		return need_extended(s, "set-max-attempts");
+	evfi_buf_printf(&sql, "UPDATE %s SET ", s->qt);
+	evfi_sql_action_set(&sql, a, ext, false, ":now");
+	if (a == EVF_ACTION_SET_MAX_ATTEMPTS)
+		evfi_buf_puts(&sql, ":arg");
 	where_clause(s, &sql, f, ext, false);
 	if ((rc = begin(s)))
 		return evfi_wrap(rc, "%s", evf_action_name(a));
