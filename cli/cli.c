@@ -230,14 +230,8 @@ int cli_parse_time(const cli_ctx *ctx, const char *what, const char *text,
 int cli_parse_time_or_ago(const cli_ctx *ctx, const char *what,
                           const char *text, evf_time *out)
 {
-	int64_t ms;
-
-	if (evf_time_parse(out, text) == 0)
+	if (evf_when_parse(out, text, evf_now()) == 0)
 		return CLI_EXIT_OK;
-	if (evf_duration_parse(&ms, text) == 0) {
-		*out = evf_now() - ms * 1000;
-		return CLI_EXIT_OK;
-	}
 	return cli_usage(ctx, "bad time or duration for %s: '%s' (e.g. 2026-01-02T03:04:05Z, @1767323045, 2h)",
 	                 what, text);
 }

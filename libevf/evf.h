@@ -66,6 +66,9 @@ int evf_duration_parse(int64_t *out_ms, const char *text);
 /* Parse "2026-01-02T03:04:05Z", "2026-01-02 03:04:05.123456" (UTC when no
  * offset is given), "+01:00" offsets, or "@UNIXSECONDS". */
 int evf_time_parse(evf_time *out, const char *text);
+/* A time as evf_time_parse() reads it, or a duration meaning that long
+ * before `now` ("2h" = two hours ago): what --since and since: take. */
+int evf_when_parse(evf_time *out, const char *text, evf_time now);
 /* Format as "2026-01-02 03:04:05.123456" (UTC) into buf (>= 27 bytes). */
 char *evf_time_format(char *buf, size_t len, evf_time t);
 

@@ -165,6 +165,19 @@ bad:
 	return evfi_fail(EVF_EINVAL, "malformed time '%s' (expected e.g. 2026-01-02T03:04:05Z)", text);
 }
 
+int evf_when_parse(evf_time *out, const char *text, evf_time now)
+{
+	int64_t ms;
+	if (evf_time_parse(out, text) == 0)
+		return 0;
+	if (evf_duration_parse(&ms, text) == 0) {
+		*out = now - ms * 1000;
+		return 0;
+	}
+	return evfi_fail(EVF_EINVAL, "malformed time or duration '%s' (e.g. "
+	                 "2026-01-02T03:04:05Z, @1767323045, 2h)", text ? text : "");
+}
+
 char *evf_time_format(char *buf, size_t len, evf_time t)
 {
 	time_t secs = (time_t)(t >= 0 ? t / 1000000 : (t - 999999) / 1000000);

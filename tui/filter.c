@@ -117,13 +117,7 @@ static int parse_ids(tui_filter *tf, const char *value, char *err, size_t errlen
 static int parse_when(evf_time *out, const char *name, const char *value,
                       evf_time now, char *err, size_t errlen)
 {
-	int64_t ms;
-
-	if (evf_duration_parse(&ms, value) == 0) {
-		*out = now - ms * 1000;
-		return 0;
-	}
-	if (evf_time_parse(out, value) == 0)
+	if (evf_when_parse(out, value, now) == 0)
 		return 0;
 	return fail(err, errlen, "bad %s value '%s': want a duration (1h) or a time", name, value);
 }

@@ -44,6 +44,12 @@ static void test_times(void **state)
 	const char *bad[] = { "", "yesterday", "2026-13-01", "2026-01-02T25:00", "2026-01-02X", "@x", "2026-1-2" };
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
 		assert_int_equal(evf_time_parse(&t, bad[i]), EVF_EINVAL);
+	/* a time, or a duration before now */
+	EVF_OK_OR_FAIL(evf_when_parse(&t, "2h", 10000000000LL));
+	assert_int_equal(t, 10000000000LL - 7200LL * 1000000);
+	EVF_OK_OR_FAIL(evf_when_parse(&t, "@5", 10000000000LL));
+	assert_int_equal(t, 5000000);
+	assert_int_equal(evf_when_parse(&t, "soon", 1), EVF_EINVAL);
 	/* text order is time order, which the SQLite backend relies on */
 	char a[40], b[40];
 	evf_time_format(a, sizeof a, 1000000);
