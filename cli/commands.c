@@ -77,6 +77,33 @@ static const cli_command commands[] = {
 	{ "stats", "",
 	  "count events by state and by type",
 	  NULL, cmd_stats },
+	{ "purge", "--older-than DURATION|TIME [OPTIONS]",
+	  "delete old done and dead events in chunks (for cron and timers)",
+	  "  --older-than DURATION|TIME  only events created before this (required)\n"
+	  "  --state S[,S]          states to delete (default done,dead); live states\n"
+	  "                         only when named here\n"
+	  "  --type T               event type; '*' matches any characters\n"
+	  "  --chunk N              rows per transaction (default 5000)\n"
+	  "  --dry-run              only count, per state, what would go\n",
+	  cmd_purge },
+	{ "archive", "--older-than DURATION|TIME --to FILE | --to-table NAME [OPTIONS]",
+	  "copy old events to a JSON lines file (.gz: gzip) or a table",
+	  "  --older-than DURATION|TIME  only events created before this (required)\n"
+	  "  --to FILE              one JSON object per line, mode 0600; gzip when\n"
+	  "                         FILE ends in .gz; never overwritten\n"
+	  "  --append               add to an existing FILE\n"
+	  "  --to-table NAME        copy into table NAME (created when missing)\n"
+	  "  --purge                delete each chunk once it is written and synced\n"
+	  "  --state S[,S]          states to archive (default done,dead)\n"
+	  "  --type T               event type; '*' matches any characters\n"
+	  "  --chunk N              rows per transaction (default 5000)\n"
+	  "  --dry-run              only count, per state, what would be archived\n",
+	  cmd_archive },
+	{ "restore", "[OPTIONS] FILE",
+	  "put archived events back with their ids (already present: skipped)",
+	  "  --chunk N              rows per transaction (default 5000)\n"
+	  "  --dry-run              only check that every line can be restored\n",
+	  cmd_restore },
 	{ "help", "[COMMAND]",
 	  "show the usage of evfctl or of one command",
 	  NULL, cmd_help },

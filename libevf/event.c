@@ -79,18 +79,13 @@ static void add_time(cJSON *o, const char *k, evf_time t)
 		cJSON_AddNullToObject(o, k);
 }
 
-char *evf_event_to_json(const evf_event *ev, bool pretty)
+struct cJSON *evfi_event_columns_json(const evf_event *ev)
 {
 	cJSON *o = cJSON_CreateObject();
 	if (!o)
 		return NULL;
 	cJSON_AddNumberToObject(o, "id", (double)ev->id);
 	add_str(o, "type", ev->type);
-	cJSON *params = ev->parameters ? cJSON_Parse(ev->parameters) : NULL;
-	if (params)
-		cJSON_AddItemToObject(o, "parameters", params);
-	else
-		add_str(o, "parameters", ev->parameters); /* keep what is there */
 	add_time(o, "date", ev->date);
 	cJSON_AddBoolToObject(o, "processed", ev->processed);
 	cJSON_AddBoolToObject(o, "error", ev->error);
@@ -108,6 +103,19 @@ char *evf_event_to_json(const evf_event *ev, bool pretty)
 	add_str(o, "locked_by", ev->locked_by);
 	add_time(o, "locked_until", ev->locked_until);
 	cJSON_AddStringToObject(o, "state", evf_state_name(ev->state));
+	return o;
+}
+
+char *evf_event_to_json(const evf_event *ev, bool pretty)
+{
+	cJSON *o = evfi_event_columns_json(ev);
+	if (!o)
+		return NULL;
+	cJSON *params = ev->parameters ? cJSON_Parse(ev->parameters) : NULL;
+	if (params)
+		cJSON_AddItemToObject(o, "parameters", params);
+	else
+		add_str(o, "parameters", ev->parameters); /* keep what is there */
 	char *s = pretty ? cJSON_Print(o) : cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return s;

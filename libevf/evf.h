@@ -435,6 +435,60 @@ unsigned evf_action_states(evf_action a);
 int evf_act(evf_db *db, evf_action a, const evf_filter *f, int arg,
             bool dry_run, int64_t *affected);
 
+/* ---- retention: purge, archive, restore ---------------------------------- */
+
+typedef struct evf_retention_result {
+	int64_t counts[EVF_STATE__COUNT]; /* rows purged, or archived, per state */
+	int64_t total;
+	int64_t purged;    /* archive with purge: rows deleted once written */
+	int64_t chunks;    /* transactions committed */
+	bool interrupted;  /* the progress callback asked to stop */
+} evf_retention_result;
+
+#define EVF_RETENTION_VERSION 1
+typedef struct evf_retention {
+	unsigned version;
+	evf_time older_than;  /* required: only events created before this */
+	unsigned states;      /* mask of 1u << evf_state; 0 = done and dead */
+	const char *type;     /* exact, or a glob with '*' */
+	int chunk;            /* rows per transaction; 0 = 5000 */
+	bool dry_run;         /* only count (per state) what would go */
+	const char *to_file;  /* archive: JSON lines; gzip when it ends in .gz */
+	bool append;          /* archive: add to an existing file */
+	const char *to_table; /* archive: copy into this table instead */
+	bool purge;           /* archive: delete each chunk once it is safe */
+	/* After each chunk; a non-zero return stops before the next one. */
+	int (*progress)(const evf_retention_result *so_far, void *user);
+	void *user;
+} evf_retention;
+#define EVF_RETENTION_INIT { EVF_RETENTION_VERSION, 0, 0, NULL, 0, false, NULL, \
+	false, NULL, false, NULL, NULL }
+
+/* Delete old events in chunks of r->chunk rows, each its own transaction,
+ * so that workers are never blocked for long; safe to interrupt and to run
+ * again.  Without r->older_than it is EVF_EINVAL. */
+int evf_purge(evf_db *db, const evf_retention *r, evf_retention_result *out);
+
+/* Copy old events to r->to_file (created 0600, never overwritten unless
+ * r->append) or into the table r->to_table (created when missing).  With
+ * r->purge each chunk is deleted only after it is safe: the file written
+ * and fsync'd, or the copy committed in the same transaction.  An
+ * interruption loses nothing; at worst the last chunk is archived twice. */
+int evf_archive(evf_db *db, const evf_retention *r, evf_retention_result *out);
+
+typedef struct evf_restore_result {
+	int64_t read;      /* events in the file */
+	int64_t inserted;  /* written */
+	int64_t skipped;   /* their id (or type and key) was already taken */
+	bool truncated;    /* the file ends in an interrupted chunk, ignored */
+} evf_restore_result;
+
+/* Put the events of an archive file back with their own ids, in chunks of
+ * `chunk` rows (0 = 5000).  Every line is checked before any is written;
+ * running it twice changes nothing.  With dry_run nothing is written. */
+int evf_restore(evf_db *db, const char *path, int chunk, bool dry_run,
+                evf_restore_result *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -89,6 +89,10 @@ void evfi_ddl_columns(evfi_buf *b, bool pg, int max_attempts);
 void evfi_ddl_add_columns(evfi_buf *b, const char *qt, unsigned have, bool pg,
                           int max_attempts);
 /* The indexes of DESIGN.md and the evf_schema table. */
+/* "id, type, ..." : the columns of a basic or an extended table. */
+void evfi_sql_columns(evfi_buf *b, bool with_ext);
+/* CREATE TABLE IF NOT EXISTS for an archive of a basic or extended table. */
+void evfi_ddl_archive_table(evfi_buf *b, const char *qarch, bool pg, bool with_ext);
 void evfi_ddl_indexes(evfi_buf *b, const char *t, const char *qt, bool pg);
 
 /* ---- what the backends share around their SQL (store/common.c) --------- */
@@ -166,5 +170,35 @@ const evfi_handler *evfi_handler_find(const evf_worker *w, const char *type);
 void evfi_handlers_free(evf_worker *w);
 void evfi_result_clear(evfi_result *r);
 void evfi_plugins_close(evf_worker *w);
+
+/* ---- archive files (archive_file.c, event_line.c) ------------------------- */
+
+/* Every column of an event and its state as a cJSON object, without the
+ * parameters (each caller adds them its own way); NULL on OOM. */
+struct cJSON *evfi_event_columns_json(const evf_event *ev);
+/* Append one event as a JSON line (with its newline) to b. */
+int evfi_event_line(evfi_buf *b, const evf_event *ev);
+/* Parse a line written by evfi_event_line; lineno goes into messages. */
+int evfi_event_from_line(evf_event *ev, const char *line, size_t len, size_t lineno);
+
+typedef int (*evfi_line_fn)(const char *line, size_t len, size_t lineno, void *user);
+/* Call fn for each complete line of a plain or gzip archive (fn may be
+ * NULL).  *good_end (may be NULL) gets the offset up to which the file
+ * holds only complete chunks; *truncated says an interrupted chunk
+ * follows it. */
+int evfi_archive_read(const char *path, evfi_line_fn fn, void *user,
+                      int64_t *good_end, bool *truncated);
+
+typedef struct evfi_archive_out {
+	int fd;
+	bool gz;
+	const char *path;
+} evfi_archive_out;
+/* Create path (mode 0600; EVF_EREFUSED when it exists) or, with append,
+ * open it and cut off an interrupted last chunk. */
+int evfi_archive_open(evfi_archive_out *a, const char *path, bool append);
+/* Write one chunk (a gzip member when the name ends in .gz) and fsync. */
+int evfi_archive_write(evfi_archive_out *a, const char *data, size_t len);
+int evfi_archive_close(evfi_archive_out *a);
 
 #endif

@@ -84,3 +84,28 @@ unsigned evfi_column_bit(const char *name, bool *basic)
 			return 1u << i;
 	return 0;
 }
+
+void evfi_sql_columns(evfi_buf *b, bool with_ext)
+{
+	for (size_t i = 0; i < EVFI_NBASIC; i++)
+		evfi_buf_printf(b, "%s%s", i ? ", " : "", evfi_basic_columns[i]);
+	for (size_t i = 0; with_ext && i < EVFI_NEXT; i++)
+		evfi_buf_printf(b, ", %s", ext[i].name);
+}
+
+void evfi_ddl_archive_table(evfi_buf *b, const char *qarch, bool pg, bool with_ext)
+{
+	/* no identity and no defaults: rows arrive with every value; id stays
+	 * the primary key so that archiving the same row twice keeps one */
+	if (pg)
+		evfi_buf_printf(b, "CREATE TABLE IF NOT EXISTS %s (id bigint PRIMARY KEY, "
+			"type text NOT NULL, date timestamptz NOT NULL, parameters jsonb, "
+			"processed boolean NOT NULL, error boolean NOT NULL, error_message text", qarch);
+	else
+		evfi_buf_printf(b, "CREATE TABLE IF NOT EXISTS %s (id INTEGER PRIMARY KEY, "
+			"type TEXT NOT NULL, date TEXT NOT NULL, parameters TEXT, "
+			"processed INTEGER NOT NULL, error INTEGER NOT NULL, error_message TEXT", qarch);
+	if (with_ext)
+		evfi_ddl_columns(b, pg, 5);
+	evfi_buf_puts(b, ")");
+}

@@ -10,6 +10,7 @@
 #include "evf_internal.h"
 
 #include <libpq-fe.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -1164,6 +1165,251 @@ static int pg_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
 	return 0;
 }
 
+/* ---- retention: purge, archive, restore ------------------------------------ */
+
+static int one_row(pg_store *s, pgq *q, int64_t *v, int nv, const char *what);
+
+/* Add up the states of a result: one per row, or (counted) state and count. */
+static void sum_states(const PGresult *r, bool counted, int64_t counts[EVF_STATE__COUNT])
+{
+	for (int i = 0; i < PQntuples(r); i++) {
+		int64_t state = ival(r, i, 0);
+		if (state >= 0 && state < EVF_STATE__COUNT)
+			counts[state] += counted ? ival(r, i, 1) : 1;
+	}
+}
+
+static int run_states(pg_store *s, pgq *q, bool counted, int64_t counts[EVF_STATE__COUNT],
+                      const char *what)
+{
+	int rc;
+	PGresult *r = run(s, q, what, &rc);
+	q_free(q);
+	if (!r)
+		return rc;
+	sum_states(r, counted, counts);
+	PQclear(r);
+	return 0;
+}
+
+static int pg_count_states(evf_store *base, const evf_filter *f,
+                           int64_t counts[EVF_STATE__COUNT])
+{
+	pg_store *s = PG(base);
+	pgq q = { 0 };
+	int ext = pg_schema_extended(base);
+	if (ext < 0)
+		return ext;
+	q_sql(&q, "SELECT ");
+	evfi_sql_state_case(&q.sql, ext, true, "now()");
+	q_sql(&q, " AS st, count(*) FROM %s", s->qt);
+	where_clause(s, &q, f, ext, false);
+	q_sql(&q, " GROUP BY 1");
+	return run_states(s, &q, true, counts, "counting events");
+}
+
+/* "SELECT id FROM t WHERE <f> ORDER BY id LIMIT n FOR UPDATE [SKIP LOCKED]":
+ * the rows of one chunk, locked so that nobody changes them under us. */
+static void chunk_ids(pg_store *s, pgq *q, const evf_filter *f, bool ext, bool skip_locked)
+{
+	q_sql(q, "SELECT id FROM %s", s->qt);
+	where_clause(s, q, f, ext, true);
+	q_sql(q, " ORDER BY id");
+	if (f->limit > 0) {
+		q_sql(q, " LIMIT ");
+		q_int(q, f->limit);
+	}
+	q_sql(q, skip_locked ? " FOR UPDATE SKIP LOCKED" : " FOR UPDATE");
+}
+
+static int pg_delete_chunk(evf_store *base, const evf_filter *f,
+                           int64_t counts[EVF_STATE__COUNT])
+{
+	pg_store *s = PG(base);
+	pgq q = { 0 };
+	int ext = pg_schema_extended(base);
+	if (ext < 0)
+		return ext;
+	/* rows a worker holds locked (a basic-table batch) wait for the next
+	 * run instead of blocking this one */
+	q_sql(&q, "DELETE FROM %s WHERE id IN (", s->qt);
+	chunk_ids(s, &q, f, ext, true);
+	q_sql(&q, ") RETURNING ");
+	evfi_sql_state_case(&q.sql, ext, true, "now()");
+	return run_states(s, &q, false, counts, "deleting events");
+}
+
+static int pg_archive_table_create(evf_store *base, const char *qarch)
+{
+	pg_store *s = PG(base);
+	evfi_buf sql = { 0 };
+	int ext = pg_schema_extended(base), rc;
+	if (ext < 0)
+		return ext;
+	evfi_ddl_archive_table(&sql, qarch, true, ext);
+	if (sql.oom) {
+		evfi_buf_free(&sql);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	rc = run_simple(s, sql.data, "creating the archive table");
+	evfi_buf_free(&sql);
+	return rc;
+}
+
+static int pg_archive_chunk(evf_store *base, const evf_filter *f, const char *qarch,
+                            bool purge, int64_t *last_id, int64_t counts[EVF_STATE__COUNT])
+{
+	pg_store *s = PG(base);
+	pgq q = { 0 };
+	evfi_buf cols = { 0 };
+	int ext = pg_schema_extended(base), rc;
+	if (ext < 0)
+		return ext;
+	*last_id = 0;
+	evfi_sql_columns(&cols, ext);
+	if (cols.oom)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	/* one statement: lock the chunk, (delete it and) copy it; the
+	 * RETURNING of the copy source gives the states and the last id */
+	q_sql(&q, "WITH chunk AS (");
+	chunk_ids(s, &q, f, ext, false);
+	if (purge)
+		q_sql(&q, "), src AS (DELETE FROM %s WHERE id IN (SELECT id FROM chunk) RETURNING *",
+		      s->qt);
+	else
+		q_sql(&q, "), src AS (SELECT * FROM %s WHERE id IN (SELECT id FROM chunk)", s->qt);
+	q_sql(&q, "), copied AS (INSERT INTO %s (", qarch);
+	evfi_buf_puts(&q.sql, cols.data);
+	q_sql(&q, ") SELECT ");
+	evfi_buf_puts(&q.sql, cols.data);
+	q_sql(&q, " FROM src ON CONFLICT DO NOTHING) SELECT ");
+	evfi_sql_state_case(&q.sql, ext, true, "now()");
+	q_sql(&q, ", id FROM src");
+	evfi_buf_free(&cols);
+	PGresult *r = run(s, &q, "archiving", &rc);
+	q_free(&q);
+	if (!r)
+		return rc;
+	sum_states(r, false, counts);
+	for (int i = 0; i < PQntuples(r); i++)
+		if (ival(r, i, 1) > *last_id)
+			*last_id = ival(r, i, 1);
+	PQclear(r);
+	return 0;
+}
+
+static void json_time(cJSON *o, const char *key, evf_time t)
+{
+	char buf[48];
+	if (!t) {
+		cJSON_AddNullToObject(o, key);
+		return;
+	}
+	evf_time_format(buf, sizeof buf, t);
+	strcat(buf, "+00");
+	cJSON_AddStringToObject(o, key, buf);
+}
+
+static void json_text(cJSON *o, const char *key, const char *v)
+{
+	if (v)
+		cJSON_AddStringToObject(o, key, v);
+	else
+		cJSON_AddNullToObject(o, key);
+}
+
+/* One row of the restore payload; the parameters go in as they are, so
+ * that numbers keep every digit (cJSON would round them to doubles). */
+static void restore_row(evfi_buf *b, const evf_event *e, bool ext, int max_attempts)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *text;
+	if (!o) {
+		b->oom = true;
+		return;
+	}
+	cJSON_AddNumberToObject(o, "id", (double)e->id);
+	json_text(o, "type", e->type);
+	json_time(o, "date", e->date);
+	cJSON_AddBoolToObject(o, "processed", e->processed || (!ext && e->dead));
+	cJSON_AddBoolToObject(o, "error", e->error || (!ext && e->dead));
+	/* Django declared error_message NOT NULL */
+	json_text(o, "error_message", e->error_message || ext ? e->error_message : "");
+	json_text(o, "idempotency_key", e->idempotency_key);
+	json_text(o, "correlation_id", e->correlation_id);
+	cJSON_AddNumberToObject(o, "priority", e->priority);
+	json_time(o, "not_before", e->not_before);
+	cJSON_AddNumberToObject(o, "attempts", e->attempts);
+	cJSON_AddNumberToObject(o, "max_attempts", e->max_attempts > 0 ? e->max_attempts : max_attempts);
+	json_time(o, "last_error_at", e->last_error_at);
+	json_time(o, "processed_at", e->processed_at);
+	json_text(o, "error_code", e->error_code);
+	cJSON_AddBoolToObject(o, "dead", e->dead);
+	json_text(o, "locked_by", e->locked_by);
+	json_time(o, "locked_until", e->locked_until);
+	text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (!text) {
+		b->oom = true;
+		return;
+	}
+	evfi_buf_add(b, text, strlen(text) - 1); /* without the closing brace */
+	evfi_buf_puts(b, ",\"parameters\":");
+	evfi_buf_puts(b, e->parameters ? e->parameters : "null");
+	evfi_buf_puts(b, "}");
+	free(text);
+}
+
+static int pg_restore(evf_store *base, const evf_event *evs, size_t n, int64_t *inserted)
+{
+	pg_store *s = PG(base);
+	pgq q = { 0 };
+	evfi_buf payload = { 0 }, cols = { 0 };
+	int ext = pg_schema_extended(base), rc;
+	if (ext < 0)
+		return ext;
+	*inserted = 0;
+	evfi_buf_puts(&payload, "[");
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			evfi_buf_puts(&payload, ",");
+		restore_row(&payload, &evs[i], ext, s->base.opts->max_attempts);
+	}
+	evfi_buf_puts(&payload, "]");
+	evfi_sql_columns(&cols, ext);
+	if (payload.oom || cols.oom) {
+		evfi_buf_free(&payload);
+		evfi_buf_free(&cols);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	q_sql(&q, "WITH ins AS (INSERT INTO %s (", s->qt);
+	evfi_buf_puts(&q.sql, cols.data);
+	q_sql(&q, ") SELECT ");
+	evfi_buf_puts(&q.sql, cols.data);
+	q_sql(&q, " FROM jsonb_to_recordset(");
+	q_arg(&q, payload.data);
+	q_sql(&q, "::jsonb) AS x(id bigint, type text, date timestamptz, parameters jsonb, "
+	      "processed boolean, error boolean, error_message text, idempotency_key text, "
+	      "correlation_id text, priority integer, not_before timestamptz, attempts integer, "
+	      "max_attempts integer, last_error_at timestamptz, processed_at timestamptz, "
+	      "error_code text, dead boolean, locked_by text, locked_until timestamptz) "
+	      "ON CONFLICT DO NOTHING RETURNING id), ");
+	/* ids given explicitly do not move the table's sequence: move it past
+	 * them, or the next emit would collide */
+	q_sql(&q, "seq AS (SELECT setval(x.seq, x.m) FROM (SELECT pg_get_serial_sequence(");
+	q_arg(&q, s->qt);
+	q_sql(&q, ", 'id') AS seq, (SELECT max(id) FROM ins) AS m) x WHERE x.seq IS NOT NULL "
+	      "AND x.m > coalesce(pg_sequence_last_value(x.seq::regclass), 0)) "
+	      "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM seq)");
+	evfi_buf_free(&payload);
+	evfi_buf_free(&cols);
+	int64_t v[2];
+	if ((rc = one_row(s, &q, v, 2, "restoring")))
+		return rc;
+	*inserted = v[0];
+	return 0;
+}
+
 /* ---- the console's header -------------------------------------------------- */
 
 /* Beyond this many rows (by the planner's estimate) the total is not
@@ -1364,6 +1610,11 @@ static const evf_store_ops pg_ops = {
 	.migrate = pg_migrate,
 	.overview = pg_overview,
 	.error_groups = pg_error_groups,
+	.count_states = pg_count_states,
+	.delete_chunk = pg_delete_chunk,
+	.archive_table_create = pg_archive_table_create,
+	.archive_chunk = pg_archive_chunk,
+	.restore = pg_restore,
 };
 
 static pg_store *pg_new(const evf_options *o, const char *table)

@@ -1029,6 +1029,224 @@ static int sq_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
 	return commit(s);
 }
 
+/* ---- retention: purge, archive, restore ------------------------------------ */
+
+/* Step a statement whose rows are states (column 0) and add them up. */
+static int sum_states(sq_store *s, sqlite3_stmt *st, bool counted,
+                      int64_t counts[EVF_STATE__COUNT], const char *what)
+{
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int state = sqlite3_column_int(st, 0);
+		if (state >= 0 && state < EVF_STATE__COUNT)
+			counts[state] += counted ? sqlite3_column_int64(st, 1) : 1;
+	}
+	return rc == SQLITE_DONE ? 0 : sq_err(s, rc, what);
+}
+
+static int sq_count_states(evf_store *base, const evf_filter *f,
+                           int64_t counts[EVF_STATE__COUNT])
+{
+	sq_store *s = SQ(base);
+	evfi_buf sql = { 0 };
+	sqlite3_stmt *st;
+	int ext = sq_schema_extended(base), rc;
+	if (ext < 0)
+		return ext;
+	evfi_buf_puts(&sql, "SELECT ");
+	evfi_sql_state_case(&sql, ext, false, ":now");
+	evfi_buf_printf(&sql, " AS st, count(*) FROM %s", s->qt);
+	where_clause(s, &sql, f, ext, false);
+	evfi_buf_puts(&sql, " GROUP BY st");
+	if ((rc = prepare_filtered(s, &sql, f, evf_now(), &st)))
+		return rc;
+	rc = sum_states(s, st, true, counts, "counting events");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Run one filtered statement inside the caller's transaction, adding the
+ * states it returns (one per row) to counts. */
+static int run_states(sq_store *s, evfi_buf *sql, const evf_filter *f, evf_time now,
+                      int64_t hi, int64_t counts[EVF_STATE__COUNT], const char *what)
+{
+	sqlite3_stmt *st;
+	int rc = prepare_filtered(s, sql, f, now, &st);
+	if (rc)
+		return rc;
+	bind_int(st, ":hi", hi);
+	rc = counts ? sum_states(s, st, false, counts, what)
+	            : (sqlite3_step(st) == SQLITE_DONE ? 0 : sq_err(s, sqlite3_errcode(s->db), what));
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int sq_delete_chunk(evf_store *base, const evf_filter *f,
+                           int64_t counts[EVF_STATE__COUNT])
+{
+	sq_store *s = SQ(base);
+	evfi_buf sql = { 0 };
+	int ext = sq_schema_extended(base), rc;
+	if (ext < 0)
+		return ext;
+	evfi_buf_printf(&sql, "DELETE FROM %s WHERE id IN (SELECT id FROM %s", s->qt, s->qt);
+	where_clause(s, &sql, f, ext, true);
+	evfi_buf_puts(&sql, f->limit > 0 ? " ORDER BY id LIMIT :limit) RETURNING " : ") RETURNING ");
+	evfi_sql_state_case(&sql, ext, false, ":now");
+	if ((rc = begin(s)))
+		return evfi_wrap(rc, "purging");
+	rc = run_states(s, &sql, f, evf_now(), 0, counts, "deleting events");
+	if (rc) {
+		rollback(s);
+		return rc;
+	}
+	return commit(s);
+}
+
+static int sq_archive_table_create(evf_store *base, const char *qarch)
+{
+	sq_store *s = SQ(base);
+	evfi_buf sql = { 0 };
+	int ext = sq_schema_extended(base), rc;
+	if (ext < 0)
+		return ext;
+	evfi_ddl_archive_table(&sql, qarch, false, ext);
+	if (sql.oom) {
+		evfi_buf_free(&sql);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	rc = exec_sql(s, sql.data);
+	evfi_buf_free(&sql);
+	return rc ? evfi_wrap(rc, "creating the archive table %s", qarch) : 0;
+}
+
+/* Restrict an archive step to the rows (:after, :hi] matching f. */
+static void chunk_where(sq_store *s, evfi_buf *b, const evf_filter *f, bool ext)
+{
+	where_clause(s, b, f, ext, true);
+	evfi_buf_puts(b, " AND id <= :hi");
+}
+
+static int sq_archive_chunk(evf_store *base, const evf_filter *f, const char *qarch,
+                            bool purge, int64_t *last_id, int64_t counts[EVF_STATE__COUNT])
+{
+	sq_store *s = SQ(base);
+	evfi_buf sql = { 0 }, cols = { 0 };
+	sqlite3_stmt *st;
+	evf_time now = evf_now();
+	int ext = sq_schema_extended(base), rc;
+	if (ext < 0)
+		return ext;
+	*last_id = 0;
+	if ((rc = begin(s)))
+		return evfi_wrap(rc, "archiving");
+	/* the chunk's last id first: the write transaction keeps the range's
+	 * rows as they are until the copy and the delete are done */
+	evfi_buf_printf(&sql, "SELECT max(id) FROM (SELECT id FROM %s", s->qt);
+	where_clause(s, &sql, f, ext, true);
+	evfi_buf_puts(&sql, " ORDER BY id LIMIT :limit)");
+	if ((rc = prepare_filtered(s, &sql, f, now, &st)))
+		goto fail;
+	rc = sqlite3_step(st);
+	*last_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	rc = rc == SQLITE_ROW ? 0 : sq_err(s, rc, "archiving");
+	sqlite3_finalize(st);
+	if (rc || !*last_id)
+		goto done;
+
+	evfi_sql_columns(&cols, ext);
+	if (cols.oom) {
+		rc = evfi_fail(EVF_ENOMEM, "out of memory");
+		goto fail;
+	}
+	evfi_buf_printf(&sql, "INSERT INTO %s (%s) SELECT %s FROM %s", qarch, cols.data,
+	                cols.data, s->qt);
+	chunk_where(s, &sql, f, ext);
+	evfi_buf_puts(&sql, " ON CONFLICT DO NOTHING");
+	if ((rc = run_states(s, &sql, f, now, *last_id, NULL, "copying to the archive table")))
+		goto fail;
+	evfi_buf_puts(&sql, purge ? "DELETE FROM " : "SELECT ");
+	if (!purge) {
+		evfi_sql_state_case(&sql, ext, false, ":now");
+		evfi_buf_puts(&sql, " FROM ");
+	}
+	evfi_buf_puts(&sql, s->qt);
+	chunk_where(s, &sql, f, ext);
+	if (purge) {
+		evfi_buf_puts(&sql, " RETURNING ");
+		evfi_sql_state_case(&sql, ext, false, ":now");
+	}
+	if ((rc = run_states(s, &sql, f, now, *last_id, counts, "archiving")))
+		goto fail;
+done:
+	evfi_buf_free(&cols);
+	if (rc)
+		goto fail;
+	return commit(s);
+fail:
+	evfi_buf_free(&cols);
+	rollback(s);
+	return rc;
+}
+
+static int sq_restore(evf_store *base, const evf_event *evs, size_t n, int64_t *inserted)
+{
+	sq_store *s = SQ(base);
+	sqlite3_stmt *st;
+	int ext = sq_schema_extended(base), rc;
+	if (ext < 0)
+		return ext;
+	*inserted = 0;
+	if ((rc = begin(s)))
+		return evfi_wrap(rc, "restoring");
+	char sql[1024];
+	snprintf(sql, sizeof sql, ext ?
+		"INSERT INTO %s (id, type, date, parameters, processed, error, error_message, "
+		"idempotency_key, correlation_id, priority, not_before, attempts, max_attempts, "
+		"last_error_at, processed_at, error_code, dead, locked_by, locked_until) VALUES "
+		"(:id, :type, :date, :params, :processed, :error, :msg, :key, :corr, :prio, :nb, "
+		":attempts, :max, :lerr, :pat, :code, :dead, :lby, :luntil) ON CONFLICT DO NOTHING" :
+		"INSERT INTO %s (id, type, date, parameters, processed, error, error_message) "
+		"VALUES (:id, :type, :date, :params, :processed, :error, :msg) ON CONFLICT DO NOTHING",
+		s->qt);
+	rc = prepare(s, sql, &st);
+	for (size_t i = 0; !rc && i < n; i++) {
+		const evf_event *e = &evs[i];
+		bind_int(st, ":id", e->id);
+		bind_text(st, ":type", e->type);
+		bind_time(st, ":date", e->date);
+		bind_text(st, ":params", e->parameters);
+		/* a basic table records a final failure as processed with error */
+		bind_int(st, ":processed", e->processed || (!ext && e->dead));
+		bind_int(st, ":error", e->error || (!ext && e->dead));
+		/* Django declared error_message NOT NULL */
+		bind_text(st, ":msg", e->error_message || ext ? e->error_message : "");
+		bind_text(st, ":key", e->idempotency_key);
+		bind_text(st, ":corr", e->correlation_id);
+		bind_int(st, ":prio", e->priority);
+		bind_time(st, ":nb", e->not_before);
+		bind_int(st, ":attempts", e->attempts);
+		bind_int(st, ":max", e->max_attempts > 0 ? e->max_attempts : s->base.opts->max_attempts);
+		bind_time(st, ":lerr", e->last_error_at);
+		bind_time(st, ":pat", e->processed_at);
+		bind_text(st, ":code", e->error_code);
+		bind_int(st, ":dead", e->dead);
+		bind_text(st, ":lby", e->locked_by);
+		bind_time(st, ":luntil", e->locked_until);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = evfi_wrap(sq_err(s, sqlite3_errcode(s->db), "restoring"),
+			               "event %lld", (long long)e->id);
+		else
+			*inserted += sqlite3_changes(s->db);
+		sqlite3_reset(st);
+	}
+	if (rc) {
+		rollback(s);
+		return rc;
+	}
+	return commit(s);
+}
+
 /* ---- the console's header -------------------------------------------------- */
 
 /* Beyond this many rows the total is estimated from the id range instead
@@ -1197,6 +1415,11 @@ static const evf_store_ops sqlite_ops = {
 	.migrate = sq_migrate,
 	.overview = sq_overview,
 	.error_groups = sq_error_groups,
+	.count_states = sq_count_states,
+	.delete_chunk = sq_delete_chunk,
+	.archive_table_create = sq_archive_table_create,
+	.archive_chunk = sq_archive_chunk,
+	.restore = sq_restore,
 };
 
 static sq_store *sq_new(const evf_options *o, const char *table)

@@ -98,6 +98,29 @@ typedef struct evf_store_ops {
 	 * rows locked while the handlers run, as the original package did;
 	 * commit=false rolls it back so the events stay unprocessed. */
 	int (*end_batch)(evf_store *s, bool commit);
+	/* Rows matching f per state (f->limit and paging ignored). */
+	int (*count_states)(evf_store *s, const evf_filter *f,
+	                    int64_t counts[EVF_STATE__COUNT]);
+	/* Delete, in one transaction, the first f->limit rows matching f in
+	 * id order (all of them when f->limit is 0); counts[] gets how many
+	 * of each state went. */
+	int (*delete_chunk)(evf_store *s, const evf_filter *f,
+	                    int64_t counts[EVF_STATE__COUNT]);
+	/* Create archive table `qarch` (quoted) with this table's columns and
+	 * id as primary key, unless it exists. */
+	int (*archive_table_create)(evf_store *s, const char *qarch);
+	/* In one transaction: copy the first f->limit rows matching f after
+	 * f->after_id into `qarch` (rows already there are left alone) and,
+	 * with purge, delete them here.  *last_id gets the highest id of the
+	 * chunk (0 when there was none), counts[] the rows per state. */
+	int (*archive_chunk)(evf_store *s, const evf_filter *f, const char *qarch,
+	                     bool purge, int64_t *last_id,
+	                     int64_t counts[EVF_STATE__COUNT]);
+	/* Insert archived rows with their own ids in one transaction; a row
+	 * whose id (or type and key) is taken is skipped.  *inserted counts
+	 * the rows written. */
+	int (*restore)(evf_store *s, const evf_event *evs, size_t n,
+	               int64_t *inserted);
 	/* Optional: sleep up to ms or until new work is announced (1) or stop
 	 * is set.  Without it the worker just sleeps. */
 	int (*wait)(evf_store *s, int64_t ms, volatile sig_atomic_t *stop);

@@ -92,6 +92,22 @@ if [ "$BACKEND" = pg ]; then
 	drop_pg_table "$TABLE"
 fi
 
+# sql STATEMENT: run it on the test database outside evfctl and print the
+# rows, one per line, columns separated by '|'.
+sql() {
+	if [ "$BACKEND" = pg ]; then
+		psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" -c "$1"
+	else
+		python3 - "$DB" "$1" <<'EOF'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+for row in c.execute(sys.argv[2]):
+    print("|".join("" if v is None else str(v) for v in row))
+c.commit()
+EOF
+	fi
+}
+
 # evf ARGS...: evfctl on this script's table (a later --table wins).
 evf() {
 	"$EVFCTL" --table "$TABLE" "$@"

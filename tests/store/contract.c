@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const contract_backend *contract;
 
@@ -973,6 +974,103 @@ static void test_actions(void **state)
 	evf_close(db);
 }
 
+/* ---- retention ------------------------------------------------------------ */
+
+static int stop_after_first(const evf_retention_result *so_far, void *user)
+{
+	(void)so_far;
+	(void)user;
+	return 1;
+}
+
+static void test_purge_archive_restore(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	int64_t ids[6];
+	for (int i = 0; i < 6; i++)
+		ids[i] = emit(db, i < 5 ? "r.done" : "r.live", "{\"n\": 12345678901234567890}");
+	evf_filter f = EVF_FILTER_INIT;
+	int64_t affected;
+	f.ids = ids;
+	f.nids = 4;
+	EVF_OK_OR_FAIL(evf_act(db, EVF_ACTION_MARK_PROCESSED, &f, 0, false, &affected));
+	f.ids = &ids[4];
+	f.nids = 1;
+	EVF_OK_OR_FAIL(evf_act(db, EVF_ACTION_DEAD_LETTER, &f, 0, false, &affected));
+
+	evf_retention r = EVF_RETENTION_INIT;
+	evf_retention_result res;
+	assert_int_equal(evf_purge(db, &r, &res), EVF_EINVAL); /* no age */
+	r.older_than = evf_now() + 1000000;
+	r.dry_run = true;
+	EVF_OK_OR_FAIL(evf_purge(db, &r, &res));
+	assert_int_equal(res.counts[EVF_STATE_DONE], 4);
+	assert_int_equal(res.counts[EVF_STATE_DEAD], 1);
+	assert_int_equal(res.total, 5);
+
+	char dir[] = "/tmp/evf-contract-XXXXXX", path[64], path2[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/a.jsonl.gz", dir);
+	snprintf(path2, sizeof path2, "%s/b.jsonl", dir);
+	r.dry_run = false;
+	r.to_file = path;
+	r.purge = true;
+	r.chunk = 2;
+	r.progress = stop_after_first;
+	EVF_OK_OR_FAIL(evf_archive(db, &r, &res));
+	assert_true(res.interrupted);
+	assert_int_equal(res.total, 2);
+	assert_int_equal(res.purged, 2);
+	r.progress = NULL;
+	assert_int_equal(evf_archive(db, &r, &res), EVF_EREFUSED); /* never overwritten */
+	r.append = true;
+	EVF_OK_OR_FAIL(evf_archive(db, &r, &res));
+	assert_int_equal(res.total, 3);
+	assert_int_equal(res.chunks, 2);
+	assert_int_equal(count_state(db, EVF_STATE_DONE) + count_state(db, EVF_STATE_DEAD), 0);
+	assert_int_equal(count_state(db, EVF_STATE_PENDING), 1);
+
+	evf_restore_result rr;
+	EVF_OK_OR_FAIL(evf_restore(db, path, 2, false, &rr));
+	assert_int_equal(rr.read, 5);
+	assert_int_equal(rr.inserted, 5);
+	assert_false(rr.truncated);
+	evf_event *ev = get(db, ids[4]);
+	assert_int_equal(ev->state, EVF_STATE_DEAD);
+	assert_non_null(strstr(ev->parameters, "12345678901234567890"));
+	evf_event_free(ev);
+	EVF_OK_OR_FAIL(evf_restore(db, path, 0, false, &rr));
+	assert_int_equal(rr.skipped, 5);
+
+	/* a plain file without purge, then into a table with it */
+	r.to_file = path2;
+	r.append = false;
+	r.purge = false;
+	r.states = 1u << EVF_STATE_DEAD;
+	EVF_OK_OR_FAIL(evf_archive(db, &r, &res));
+	assert_int_equal(res.total, 1);
+	assert_int_equal(count_state(db, EVF_STATE_DEAD), 1);
+	r.to_file = NULL;
+	r.to_table = "evf_contract_archive";
+	r.states = 0;
+	r.purge = true;
+	EVF_OK_OR_FAIL(evf_archive(db, &r, &res));
+	assert_int_equal(res.purged, 5);
+	assert_int_equal(count_state(db, EVF_STATE_DONE), 0);
+	r.to_table = "bad name";
+	assert_int_equal(evf_archive(db, &r, &res), EVF_EINVAL);
+
+	r.to_table = NULL;
+	r.states = 1u << EVF_STATE_PENDING;
+	EVF_OK_OR_FAIL(evf_purge(db, &r, &res));
+	assert_int_equal(res.counts[EVF_STATE_PENDING], 1);
+	remove(path);
+	remove(path2);
+	rmdir(dir);
+	evf_close(db);
+}
+
 static void test_state_rule_sql_matches_c(void **state)
 {
 	(void)state;
@@ -1072,6 +1170,7 @@ int contract_run(const contract_backend *b)
 		cmocka_unit_test(test_worker_stop_releases_unstarted),
 		cmocka_unit_test(test_query_filters),
 		cmocka_unit_test(test_actions),
+		cmocka_unit_test(test_purge_archive_restore),
 		cmocka_unit_test(test_state_rule_sql_matches_c),
 		cmocka_unit_test(test_basic_table_from_original_package),
 	};
