@@ -322,6 +322,13 @@ int cmd_emit(const cli_ctx *ctx, int argc, char **argv)
 	}
 	if (have_in && have_at)
 		return cli_usage(ctx, "give --in or --at, not both");
+	/* inside an --exec handler: follow-up events join the handled event's
+	 * chain, as evf_job_emit() does for C handlers */
+	if (!opts.correlation_id) {
+		const char *corr = getenv("EVF_CORRELATION_ID");
+		if (corr && *corr)
+			opts.correlation_id = corr;
+	}
 
 	if (from_stdin) {
 		if (optind < argc)

@@ -108,6 +108,18 @@ not_running() {
 check "the command started its child" test -s "$T/child.pid"
 check "the command's child was killed too" not_running "$(cat "$T/child.pid")"
 
+# A handler that emits with evfctl continues its event's correlation chain.
+parent=$(emit_id chain.parent --correlation-id order-77)
+run process --once --types chain.parent --exec "chain.parent='$EVFCTL' --table '$TABLE' emit chain.child >/dev/null"
+expect_exit 0
+expect_field "$parent" state done
+ids_of_chain() {
+	evf --json list --correlation-id order-77 >"$T/chain.json" 2>/dev/null
+	json "[e['type'] for e in d]" "$T/chain.json"
+}
+check "the follow-up carries the parent's correlation id" \
+	test "$(ids_of_chain)" = '["chain.parent", "chain.child"]'
+
 # Malformed --exec and --exec-timeout are usage errors.
 snapshot "$T/before.json"
 for bad in "x" "=cmd" "x="; do
