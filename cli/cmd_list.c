@@ -80,12 +80,13 @@ static int print_row(const evf_event *ev, void *user)
 
 int cmd_list(const cli_ctx *ctx, int argc, char **argv)
 {
-	enum { OPT_AFTER = CLI_OPT_COMMAND, OPT_DESC, OPT_LIMIT };
+	enum { OPT_AFTER = CLI_OPT_COMMAND, OPT_DESC, OPT_LIMIT, OPT_SORT };
 	static const struct option longopts[] = {
 		CLI_FILTER_LONG_OPTIONS,
 		{ "after", required_argument, NULL, OPT_AFTER },
 		{ "desc", no_argument, NULL, OPT_DESC },
 		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ "sort", required_argument, NULL, OPT_SORT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -108,6 +109,11 @@ int cmd_list(const cli_ctx *ctx, int argc, char **argv)
 		case OPT_DESC:
 			filter.descending = true;
 			break;
+		case OPT_SORT:
+			if (evf_order_parse(&filter.order, optarg) != 0)
+				return cli_usage(ctx, "bad value for --sort: '%s' (id, date, priority "
+				                 "or attempts)", optarg);
+			break;
 		case OPT_LIMIT:
 			rc = cli_parse_int64(ctx, "--limit", optarg, 0, INT64_MAX, &filter.limit);
 			if (rc != CLI_EXIT_OK)
@@ -128,6 +134,17 @@ int cmd_list(const cli_ctx *ctx, int argc, char **argv)
 	if (rc != CLI_EXIT_OK)
 		return rc;
 
+	if (filter.after_id && filter.order != EVF_ORDER_ID) {
+		/* a page goes on after that event's place in the order */
+		evf_event *after = NULL;
+		if ((rc = evf_get(db, filter.after_id, &after)) < 0) {
+			rc = cli_lib_error(ctx, rc);
+			evf_close(db);
+			return rc;
+		}
+		filter.after_key = evf_order_key(filter.order, after);
+		evf_event_free(after);
+	}
 	rc = evf_query(db, &filter, print_row, &ls);
 	if (rc < 0) {
 		if (ls.rows > 0)

@@ -53,10 +53,12 @@ static const cli_command commands[] = {
 	  "                         in transaction mode)\n",
 	  cmd_process },
 	{ "list", "[OPTIONS]",
-	  "list events, oldest first",
+	  "list events, oldest first (or in another order)",
 	  CLI_FILTER_HELP
-	  "  --after ID             start after this id (before it with --desc)\n"
-	  "  --desc                 newest first\n"
+	  "  --sort KEY             order by id (default), date, priority or attempts;\n"
+	  "                         ties by id\n"
+	  "  --after ID             start after this event (before it with --desc)\n"
+	  "  --desc                 newest (or largest) first\n"
 	  "  --limit N              at most N events (default 100; 0 = all)\n",
 	  cmd_list },
 	{ "show", "ID",

@@ -352,6 +352,20 @@ int64_t evf_backoff_ms(int attempts, int64_t base_ms, int64_t max_ms, double r);
 
 /* ---- queries and actions ----------------------------------------------- */
 
+/* The order of a query: by id, or by a column with id breaking ties. */
+typedef enum evf_order {
+	EVF_ORDER_ID = 0,
+	EVF_ORDER_DATE,
+	EVF_ORDER_PRIORITY,
+	EVF_ORDER_ATTEMPTS,
+	EVF_ORDER__COUNT
+} evf_order;
+const char *evf_order_name(evf_order o);
+int evf_order_parse(evf_order *out, const char *name);
+/* The sort key of an event under order o (the date, priority or attempts;
+ * the id for EVF_ORDER_ID): what evf_filter.after_key takes. */
+int64_t evf_order_key(evf_order o, const evf_event *ev);
+
 #define EVF_FILTER_VERSION 1
 typedef struct evf_filter {
 	unsigned version;
@@ -368,13 +382,18 @@ typedef struct evf_filter {
 	bool descending;
 	int64_t limit;              /* 0 = no limit */
 	bool all;                   /* actions: allow an empty filter */
+	evf_order order;            /* evf_query: the order of the walk */
+	int64_t after_key;          /* with order != EVF_ORDER_ID and after_id:
+	                               start after (after_key, after_id), the key
+	                               from evf_order_key() */
 } evf_filter;
 #define EVF_FILTER_INIT { EVF_FILTER_VERSION, 0, NULL, NULL, 0, 0, 0, false, \
-	NULL, NULL, 0, false, 0, false }
+	NULL, NULL, 0, false, 0, false, EVF_ORDER_ID, 0 }
 
 /* Fetch one event; EVF_ENOTFOUND when there is none. */
 int evf_get(evf_db *db, int64_t id, evf_event **out);
-/* Call cb for each matching event in id order; a non-zero return from cb
+/* Call cb for each matching event in f->order (id by default; ties by
+ * id), ascending unless f->descending; a non-zero return from cb
  * stops the walk and is returned.  The event is borrowed for the call. */
 int evf_query(evf_db *db, const evf_filter *f,
               int (*cb)(const evf_event *ev, void *user), void *user);

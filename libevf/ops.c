@@ -11,6 +11,40 @@ bool evfi_filter_narrows(const evf_filter *f)
 	       f->until || f->errors || f->correlation_id || (f->text && *f->text);
 }
 
+static const char *const order_names[EVF_ORDER__COUNT] = {
+	"id", "date", "priority", "attempts"
+};
+
+const char *evf_order_name(evf_order o)
+{
+	return (unsigned)o < EVF_ORDER__COUNT ? order_names[o] : "?";
+}
+
+int evf_order_parse(evf_order *out, const char *name)
+{
+	for (int i = 0; i < EVF_ORDER__COUNT; i++)
+		if (name && !strcmp(name, order_names[i])) {
+			*out = (evf_order)i;
+			return 0;
+		}
+	return evfi_fail(EVF_EINVAL, "unknown order '%s' (id, date, priority, attempts)",
+	                 name ? name : "");
+}
+
+int64_t evf_order_key(evf_order o, const evf_event *ev)
+{
+	switch (o) {
+	case EVF_ORDER_DATE:
+		return ev->date;
+	case EVF_ORDER_PRIORITY:
+		return ev->priority;
+	case EVF_ORDER_ATTEMPTS:
+		return ev->attempts;
+	default:
+		return ev->id;
+	}
+}
+
 static int check_filter(const evf_filter *f)
 {
 	if (f->version != EVF_FILTER_VERSION)
@@ -21,6 +55,8 @@ static int check_filter(const evf_filter *f)
 		return evfi_fail(EVF_EINVAL, "negative limit");
 	if (f->nids && !f->ids)
 		return evfi_fail(EVF_EINVAL, "filter has an id count but no ids");
+	if ((unsigned)f->order >= EVF_ORDER__COUNT)
+		return evfi_fail(EVF_EINVAL, "filter names an unknown order");
 	return 0;
 }
 

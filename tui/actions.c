@@ -80,7 +80,7 @@ int tui_act_quit(tui_app *app)
 
 static void list_from_start(tui_app *app)
 {
-	app->events.top_id = 0;
+	app->events.top = (tui_pos){ 0, 0 };
 	app->events.sel_id = 0;
 	app->events.sel = 0;
 }
@@ -241,8 +241,16 @@ int tui_act_correlate(tui_app *app)
 int tui_act_sort(tui_app *app)
 {
 	app->events.descending = !app->events.descending;
-	app->events.top_id = 0;
+	app->events.top = (tui_pos){ 0, 0 };
 	app->events.sel = 0;
+	return TUI_REFRESH | TUI_REDRAW;
+}
+
+int tui_act_order(tui_app *app)
+{
+	app->events.order = (evf_order)((app->events.order + 1) % EVF_ORDER__COUNT);
+	list_from_start(app);
+	app_message(app, false, "sorted by %s", evf_order_name(app->events.order));
 	return TUI_REFRESH | TUI_REDRAW;
 }
 

@@ -43,7 +43,8 @@
 	  "Edit the filter; Enter applies it, Esc leaves it as it was") \
 	X(correlate, 'c', 0, "c", NULL, \
 	  "Filter on the correlation id of the selected event") \
-	X(sort, 's', 0, "s", NULL, "Sort by id ascending or descending") \
+	X(sort, 's', 0, "s", NULL, "Reverse the order: ascending or descending") \
+	X(order, 'o', 0, "o", NULL, "Sort by the next key: id, date, priority, attempts") \
 	X(pause, ' ', 0, "Space", NULL, "Pause or resume the live refresh") \
 	X(slower, '+', 0, "+", NULL, "Refresh less often") \
 	X(faster, '-', 0, "-", NULL, "Refresh more often") \

@@ -2,9 +2,10 @@
  * app.h - the state of one evf-top session, shared by the main loop, the
  * screens and the action handlers.
  *
- * The event list is a keyset window: `top_id` is the first id shown and
- * each refresh asks for one page from there (evf_filter.after_id), so the
- * table can hold millions of rows without evf-top reading them.
+ * The event list is a keyset window: `top` is the first event shown (its
+ * sort key and id) and each refresh asks for one page from there
+ * (evf_filter.after_key, after_id), so the table can hold millions of rows
+ * without evf-top reading them.
  */
 #ifndef EVF_TUI_APP_H
 #define EVF_TUI_APP_H
@@ -25,13 +26,19 @@ enum { TUI_REDRAW = 1, TUI_REFRESH = 2, TUI_QUIT = 4 };
  * below it (status line). */
 enum { TUI_HEADER_ROWS = 4, TUI_FOOTER_ROWS = 1 };
 
+/* A place in the list order: an event's sort key and id; id 0 = none. */
+typedef struct tui_pos {
+	int64_t key, id;
+} tui_pos;
+
 typedef struct tui_events {
 	evf_event **rows;   /* the visible page, owned */
 	size_t n;
-	int64_t next_id;    /* the first id after the page; 0 = none */
-	int64_t top_id;     /* first id shown; 0 = from the start */
+	tui_pos next;       /* the first event after the page; id 0 = none */
+	tui_pos top;        /* first event shown; id 0 = from the start */
 	int64_t sel_id;     /* selected event; 0 = use sel */
 	int sel;            /* its index in rows */
+	evf_order order;
 	bool descending;
 	int64_t matching;   /* evf_count of the filter; -1 = not counted */
 } tui_events;

@@ -1,7 +1,7 @@
 /*
  * screen_events.c - the event list: one keyset page per refresh.
  *
- * The page starts at events.top_id (inclusive) and holds one row more than
+ * The page starts at events.top (inclusive) and holds one row more than
  * fits, which tells whether anything follows without counting.  Moving
  * past either edge asks for just the rows needed to re-anchor the page,
  * so the cost never depends on the size of the table.
@@ -23,22 +23,40 @@ static int page_rows(void)
 	return rows > 1 ? rows : 1;
 }
 
-/* after_id is exclusive; top_id is the first id to show. */
-static int64_t after_for(const tui_events *e, int64_t top_id)
+static tui_pos pos_of(const tui_events *e, const evf_event *ev)
 {
-	if (top_id == 0)
-		return 0;
-	return e->descending ? top_id + 1 : top_id - 1;
+	return (tui_pos){ evf_order_key(e->order, ev), ev->id };
 }
 
-/* Up to `limit` rows before `id` in the list order, nearest first. */
-static int rows_before(tui_app *app, const evf_filter *base, int64_t id, int limit,
+/* Start a query after `pos` (exclusive) in the list order. */
+static void start_after(const tui_events *e, evf_filter *f, tui_pos pos, bool descending)
+{
+	f->order = e->order;
+	f->descending = descending;
+	f->after_key = pos.key;
+	f->after_id = pos.id;
+}
+
+/* The place just before `top` (ids are integers, so one less, or one
+ * more when descending, is exclusive of nothing between): the page query
+ * then starts at top itself. */
+static tui_pos before(const tui_events *e, tui_pos top)
+{
+	if (top.id == 0)
+		return top;
+	if (!e->descending && top.id == 1 && e->order != EVF_ORDER_ID)
+		return (tui_pos){ top.key - 1, INT64_MAX }; /* after_id 0 means none */
+	top.id += e->descending ? 1 : -1;
+	return top;
+}
+
+/* Up to `limit` rows before `pos` in the list order, nearest first. */
+static int rows_before(tui_app *app, const evf_filter *base, tui_pos pos, int limit,
                        evf_event ***rows, size_t *n)
 {
 	evf_filter f = *base;
 
-	f.descending = !app->events.descending;
-	f.after_id = id;
+	start_after(&app->events, &f, pos, !app->events.descending);
 	f.limit = limit;
 	return app_query_rows(app, &f, rows, n);
 }
@@ -50,25 +68,24 @@ static int fetch_page(tui_app *app)
 	int page = page_rows();
 	evf_event **rows = NULL;
 	size_t n = 0;
-	int64_t next_id = 0;
+	tui_pos next = { 0, 0 };
 	evf_filter f;
 	int rc;
 
 	if (app_list_filter(app, &f)) {
-		f.descending = e->descending;
-		f.after_id = after_for(e, e->top_id);
+		start_after(e, &f, before(e, e->top), e->descending);
 		f.limit = page + 1;
 		if ((rc = app_query_rows(app, &f, &rows, &n)) != 0)
 			return rc;
 		if (n > (size_t)page) {
-			next_id = rows[page]->id;
+			next = pos_of(e, rows[page]);
 			evf_event_free(rows[page]);
 			n = (size_t)page;
-		} else if (n < (size_t)page && e->top_id != 0) {
+		} else if (n < (size_t)page && e->top.id != 0) {
 			/* the end moved up (events left the filter): fill from above */
 			evf_event **above;
 			size_t m;
-			int64_t first = n ? rows[0]->id : e->top_id;
+			tui_pos first = n ? pos_of(e, rows[0]) : e->top;
 
 			if ((rc = rows_before(app, &f, first, page - (int)n, &above, &m)) != 0) {
 				app_free_rows(rows, n);
@@ -94,9 +111,9 @@ static int fetch_page(tui_app *app)
 	app_free_rows(e->rows, e->n);
 	e->rows = rows;
 	e->n = n;
-	e->next_id = next_id;
-	if (e->top_id != 0)
-		e->top_id = n ? rows[0]->id : 0;
+	e->next = next;
+	if (e->top.id != 0)
+		e->top = n ? pos_of(e, rows[0]) : (tui_pos){ 0, 0 };
 
 	/* stay on the selected event when it is still on the page */
 	if (e->sel_id) {
@@ -165,10 +182,10 @@ static void events_draw(tui_app *app, int top, int rows)
 }
 
 /* Re-anchor the page at new_top and select row index sel there. */
-static int reanchor(tui_app *app, int64_t new_top, int sel)
+static int reanchor(tui_app *app, tui_pos new_top, int sel)
 {
 	tui_events *e = &app->events;
-	e->top_id = new_top;
+	e->top = new_top;
 	e->sel_id = 0;
 	e->sel = sel;
 	if (fetch_page(app) != 0)
@@ -186,11 +203,11 @@ static int jump_to_end(tui_app *app)
 
 	if (!app_list_filter(app, &f))
 		return TUI_REDRAW;
-	if ((rc = rows_before(app, &f, 0, page_rows(), &rows, &n)) != 0) {
+	if ((rc = rows_before(app, &f, (tui_pos){ 0, 0 }, page_rows(), &rows, &n)) != 0) {
 		snprintf(app->db_error, sizeof app->db_error, "database: %s", evf_error_last());
 		return TUI_REDRAW;
 	}
-	int64_t top = n ? rows[n - 1]->id : 0;
+	tui_pos top = n ? pos_of(&app->events, rows[n - 1]) : (tui_pos){ 0, 0 };
 	app_free_rows(rows, n);
 	return reanchor(app, top, (int)n - 1);
 }
@@ -204,7 +221,7 @@ static int events_navigate(tui_app *app, int delta)
 	if (!app->db)
 		return TUI_REDRAW;
 	if (delta == TUI_MOVE_HOME)
-		return reanchor(app, 0, 0);
+		return reanchor(app, (tui_pos){ 0, 0 }, 0);
 	if (delta == TUI_MOVE_END)
 		return jump_to_end(app);
 	if (e->n == 0)
@@ -216,15 +233,15 @@ static int events_navigate(tui_app *app, int delta)
 		return TUI_REDRAW;
 	}
 	if (target >= (int)e->n) {
-		if (!e->next_id) {
+		if (!e->next.id) {
 			e->sel = (int)e->n - 1;
 			e->sel_id = e->rows[e->sel]->id;
 			return TUI_REDRAW;
 		}
 		if (delta >= page)
-			return reanchor(app, e->next_id, e->sel);
+			return reanchor(app, e->next, e->sel);
 		int shift = target - ((int)e->n - 1);
-		return reanchor(app, shift < (int)e->n ? e->rows[shift]->id : e->next_id,
+		return reanchor(app, shift < (int)e->n ? pos_of(e, e->rows[shift]) : e->next,
 		                (int)e->n - 1);
 	}
 	/* above the page: fetch just the rows needed there */
@@ -236,7 +253,7 @@ static int events_navigate(tui_app *app, int delta)
 
 	if (!app_list_filter(app, &f))
 		return TUI_REDRAW;
-	if (rows_before(app, &f, e->rows[0]->id, need, &above, &m) != 0) {
+	if (rows_before(app, &f, pos_of(e, e->rows[0]), need, &above, &m) != 0) {
 		snprintf(app->db_error, sizeof app->db_error, "database: %s", evf_error_last());
 		return TUI_REDRAW;
 	}
@@ -245,7 +262,7 @@ static int events_navigate(tui_app *app, int delta)
 		e->sel_id = e->rows[0]->id;
 		return TUI_REDRAW;
 	}
-	int64_t top = above[m - 1]->id;
+	tui_pos top = pos_of(e, above[m - 1]);
 	app_free_rows(above, m);
 	return reanchor(app, top, -delta >= page ? e->sel : 0);
 }

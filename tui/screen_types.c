@@ -141,7 +141,8 @@ static int types_open(tui_app *app)
 		return TUI_REDRAW;
 	}
 	app->tab = -1;
-	app->events.top_id = app->events.sel_id = 0;
+	app->events.top = (tui_pos){ 0, 0 };
+	app->events.sel_id = 0;
 	app->events.sel = 0;
 	app_show(app, &tui_screen_events);
 	return TUI_REFRESH | TUI_REDRAW;

@@ -268,8 +268,8 @@ static void draw_status(tui_app *app)
 	}
 	{
 		size_t n = strlen(right);
-		snprintf(right + n, sizeof right - n, " id %s ",
-		         app->events.descending ? (app->utf8 ? "\u2193" : "desc")
+		snprintf(right + n, sizeof right - n, " %s %s ",
+		         evf_order_name(app->events.order), app->events.descending ? (app->utf8 ? "\u2193" : "desc")
 		                                : (app->utf8 ? "\u2191" : "asc"));
 	}
 

@@ -974,6 +974,22 @@ static char *like_of(const char *glob)
 	return b.oom ? (evfi_buf_free(&b), NULL) : b.data;
 }
 
+/* The column of a sort order; a basic table has no priority or attempts
+ * (every row counts as 0 there). */
+static const char *order_column(evf_order o, bool ext)
+{
+	switch (o) {
+	case EVF_ORDER_DATE:
+		return "date";
+	case EVF_ORDER_PRIORITY:
+		return ext ? "priority::bigint" : "0::bigint";
+	case EVF_ORDER_ATTEMPTS:
+		return ext ? "attempts::bigint" : "0::bigint";
+	default:
+		return "id";
+	}
+}
+
 static void where_clause(pg_store *s, pgq *q, const evf_filter *f, bool ext, bool paging)
 {
 	q_sql(q, " WHERE true");
@@ -1031,8 +1047,22 @@ static void where_clause(pg_store *s, pgq *q, const evf_filter *f, bool ext, boo
 		q_sql(q, ") > 0)");
 	}
 	if (paging && f->after_id) {
-		q_sql(q, f->descending ? " AND id < " : " AND id > ");
+		if (f->order == EVF_ORDER_ID) {
+			q_sql(q, f->descending ? " AND id < " : " AND id > ");
+		} else {
+			q_sql(q, " AND (%s, id) %s (", order_column(f->order, ext),
+			      f->descending ? "<" : ">");
+			if (f->order == EVF_ORDER_DATE) {
+				q_time(q, f->after_key);
+			} else {
+				q_int(q, f->after_key);
+				q_sql(q, "::bigint");
+			}
+			q_sql(q, ", ");
+		}
 		q_int(q, f->after_id);
+		if (f->order != EVF_ORDER_ID)
+			q_sql(q, ")");
 	}
 }
 
@@ -1045,7 +1075,12 @@ static int pg_query(evf_store *base, const evf_filter *f, evf_row_cb cb, void *u
 		return ext;
 	q_sql(&q, "SELECT %s FROM %s", ext ? EXT_COLS : BASIC_COLS, s->qt);
 	where_clause(s, &q, f, ext, true);
-	q_sql(&q, " ORDER BY id %s", f->descending ? "DESC" : "ASC");
+	if (f->order != EVF_ORDER_ID)
+		q_sql(&q, " ORDER BY %s %s,", order_column(f->order, ext),
+		      f->descending ? "DESC" : "ASC");
+	else
+		q_sql(&q, " ORDER BY");
+	q_sql(&q, " id %s", f->descending ? "DESC" : "ASC");
 	if (f->limit > 0) {
 		q_sql(&q, " LIMIT ");
 		q_int(&q, f->limit);

@@ -819,6 +819,22 @@ static char *json_ids(const int64_t *ids, size_t n)
 	return b.oom ? (evfi_buf_free(&b), NULL) : b.data;
 }
 
+/* The column of a sort order; a basic table has no priority or attempts
+ * (every row counts as 0 there). */
+static const char *order_column(evf_order o, bool ext)
+{
+	switch (o) {
+	case EVF_ORDER_DATE:
+		return "date";
+	case EVF_ORDER_PRIORITY:
+		return ext ? "priority" : "0";
+	case EVF_ORDER_ATTEMPTS:
+		return ext ? "attempts" : "0";
+	default:
+		return "id";
+	}
+}
+
 static void where_clause(sq_store *s, evfi_buf *b, const evf_filter *f, bool ext, bool paging)
 {
 	evfi_buf_puts(b, " WHERE 1");
@@ -838,8 +854,13 @@ static void where_clause(sq_store *s, evfi_buf *b, const evf_filter *f, bool ext
 		evfi_buf_puts(b, ext ? " AND correlation_id = :corr" : " AND 0");
 	if (f->text && *f->text)
 		evfi_buf_puts(b, " AND (instr(error_message, :text) > 0 OR instr(parameters, :text) > 0)");
-	if (paging && f->after_id)
-		evfi_buf_puts(b, f->descending ? " AND id < :after" : " AND id > :after");
+	if (paging && f->after_id) {
+		if (f->order == EVF_ORDER_ID)
+			evfi_buf_puts(b, f->descending ? " AND id < :after" : " AND id > :after");
+		else
+			evfi_buf_printf(b, " AND (%s, id) %s (:akey, :after)",
+			                order_column(f->order, ext), f->descending ? "<" : ">");
+	}
 }
 
 static int bind_filter(sqlite3_stmt *st, const evf_filter *f, evf_time now)
@@ -868,6 +889,10 @@ static int bind_filter(sqlite3_stmt *st, const evf_filter *f, evf_time now)
 	bind_text(st, ":corr", f->correlation_id);
 	bind_text(st, ":text", f->text);
 	bind_int(st, ":after", f->after_id);
+	if (f->order == EVF_ORDER_DATE)
+		bind_time(st, ":akey", f->after_key);
+	else
+		bind_int(st, ":akey", f->after_key);
 	bind_int(st, ":limit", f->limit);
 	return 0;
 }
@@ -901,7 +926,12 @@ static int sq_query(evf_store *base, const evf_filter *f, evf_row_cb cb, void *u
 		return ext;
 	evfi_buf_printf(&sql, "SELECT %s FROM %s", ext ? EXT_COLS : BASIC_COLS, s->qt);
 	where_clause(s, &sql, f, ext, true);
-	evfi_buf_printf(&sql, " ORDER BY id %s", f->descending ? "DESC" : "ASC");
+	if (f->order != EVF_ORDER_ID)
+		evfi_buf_printf(&sql, " ORDER BY %s %s,", order_column(f->order, ext),
+		                f->descending ? "DESC" : "ASC");
+	else
+		evfi_buf_puts(&sql, " ORDER BY");
+	evfi_buf_printf(&sql, " id %s", f->descending ? "DESC" : "ASC");
 	if (f->limit > 0)
 		evfi_buf_puts(&sql, " LIMIT :limit");
 	evf_time now = evf_now();

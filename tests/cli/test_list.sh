@@ -54,6 +54,20 @@ ids_of "[$e5, $e4, $e3, $e2, $e1]" --desc
 ids_of "[$e3, $e4, $e5]" --after "$e2"
 ids_of "[$e3, $e2, $e1]" --desc --after "$e4"
 ids_of "[$e1, $e2]" --limit 2
+# Other orders, ties by id, and pages that go on after an event's place.
+ids_of "[$e5, $e4, $e3, $e2, $e1]" --sort date --desc
+run --json list --sort attempts --desc
+expect_json "[(e['attempts'], e['id']) for e in d] == sorted(((e['attempts'], e['id']) for e in d), reverse=True)" true
+ids_of "[$e1, $e2, $e3, $e4, $e5]" --sort priority
+ids_of "[$e4, $e5]" --sort priority --after "$e3"
+ids_of "[$e2, $e1]" --sort date --desc --after "$e3"
+run list --sort size
+expect_exit 2
+expect_one_error_line
+expect_stderr_contains "bad value for --sort: 'size'"
+run list --sort date --after 999999
+expect_exit 1
+expect_stderr_contains "no event with id 999999"
 ids_of "[$e5]" --errors --type 'c.*'
 ids_of "[]" --errors --type 'b.*'
 ids_of "[$e1]" --correlation-id c1

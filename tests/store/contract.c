@@ -974,6 +974,85 @@ static void test_actions(void **state)
 	evf_close(db);
 }
 
+/* ---- orders and keyset pages ------------------------------------------------ */
+
+typedef struct page_walk {
+	evf_order order;
+	int64_t ids[16];
+	size_t n;
+	int64_t last_key, last_id;
+} page_walk;
+
+static int walk_cb(const evf_event *ev, void *user)
+{
+	page_walk *w = user;
+	if (w->n < 16)
+		w->ids[w->n++] = ev->id;
+	w->last_key = evf_order_key(w->order, ev);
+	w->last_id = ev->id;
+	return 0;
+}
+
+/* Every event in the order, two per page. */
+static size_t walk_pages(evf_db *db, evf_order order, bool desc, int64_t *out)
+{
+	page_walk w = { .order = order };
+	size_t total = 0;
+	for (;;) {
+		evf_filter f = EVF_FILTER_INIT;
+		f.order = order;
+		f.descending = desc;
+		f.limit = 2;
+		f.after_id = w.last_id;
+		f.after_key = w.last_key;
+		w.n = 0;
+		EVF_OK_OR_FAIL(evf_query(db, &f, walk_cb, &w));
+		for (size_t i = 0; i < w.n; i++)
+			out[total++] = w.ids[i];
+		if (w.n < 2)
+			return total;
+	}
+}
+
+static void test_query_orders(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	int prio[5] = { 3, -1, 3, 0, -1 };
+	int64_t ids[5];
+	for (int i = 0; i < 5; i++) {
+		evf_emit_options o = EVF_EMIT_OPTIONS_INIT;
+		evf_emit_result r;
+		o.priority = prio[i];
+		EVF_OK_OR_FAIL(evf_emit(db, "o", "{}", &o, &r));
+		ids[i] = r.id;
+	}
+	int64_t got[5];
+	/* by priority, ties by id: -1 (ids 1, 4), 0 (3), 3 (0, 2) */
+	assert_int_equal(walk_pages(db, EVF_ORDER_PRIORITY, false, got), 5);
+	int64_t want[5] = { ids[1], ids[4], ids[3], ids[0], ids[2] };
+	assert_memory_equal(got, want, sizeof want);
+	assert_int_equal(walk_pages(db, EVF_ORDER_PRIORITY, true, got), 5);
+	int64_t want_desc[5] = { ids[2], ids[0], ids[3], ids[4], ids[1] };
+	assert_memory_equal(got, want_desc, sizeof want_desc);
+	assert_int_equal(walk_pages(db, EVF_ORDER_DATE, true, got), 5);
+	int64_t want_date[5] = { ids[4], ids[3], ids[2], ids[1], ids[0] };
+	assert_memory_equal(got, want_date, sizeof want_date);
+	assert_int_equal(walk_pages(db, EVF_ORDER_ATTEMPTS, false, got), 5);
+	int64_t want_att[5] = { ids[0], ids[1], ids[2], ids[3], ids[4] };
+	assert_memory_equal(got, want_att, sizeof want_att);
+
+	evf_order o;
+	assert_int_equal(evf_order_parse(&o, "attempts"), 0);
+	assert_int_equal(o, EVF_ORDER_ATTEMPTS);
+	assert_int_equal(evf_order_parse(&o, "size"), EVF_EINVAL);
+	assert_string_equal(evf_order_name(EVF_ORDER_DATE), "date");
+	evf_filter bad = EVF_FILTER_INIT;
+	bad.order = EVF_ORDER__COUNT;
+	assert_int_equal(evf_query(db, &bad, walk_cb, NULL), EVF_EINVAL);
+	evf_close(db);
+}
+
 /* ---- retention ------------------------------------------------------------ */
 
 static int stop_after_first(const evf_retention_result *so_far, void *user)
@@ -1171,6 +1250,7 @@ int contract_run(const contract_backend *b)
 		cmocka_unit_test(test_query_filters),
 		cmocka_unit_test(test_actions),
 		cmocka_unit_test(test_purge_archive_restore),
+		cmocka_unit_test(test_query_orders),
 		cmocka_unit_test(test_state_rule_sql_matches_c),
 		cmocka_unit_test(test_basic_table_from_original_package),
 	};

@@ -169,6 +169,20 @@ keys q
 keys End
 see_line 29 '^ +35 mail\.send +dead'
 
+# ---- other orders, paged by (key, id) ----------------------------------------------
+keys g o o o
+see "sorted by attempts"
+keys s
+see_line 6 '^ +35 mail\.send +dead'
+see_line 11 '^ +30 order\.created'
+keys PageDown
+see_line 29 '^ +1 order\.created'
+keys PageUp
+see_line 6 '^ +35 mail\.send'
+keys s o
+see "sorted by id"
+see_line 6 '^ +1 order\.created'
+
 # ---- the detail view: pretty JSON ------------------------------------------------
 keys / 'id:7' Enter
 see "filter: id:7"
