@@ -103,6 +103,9 @@ void evfi_sql_state_case(evfi_buf *b, bool ext, bool pg, const char *now);
 /* " AND (<state> OR ...)" for a filter's state mask; nothing for all. */
 void evfi_sql_states(evfi_buf *b, unsigned mask, bool ext, bool pg, const char *now);
 /* Conditions implied by a state mask that let indexes do the work. */
+/* True for a non-empty mask of live states only (pending, scheduled,
+ * running, failed, stuck): the rows of the ready-queue index. */
+bool evfi_states_live_only(unsigned mask);
 void evfi_sql_state_hints(evfi_buf *b, unsigned mask, bool ext, bool pg,
                           const char *table, const char *qt);
 /* The SET list of an operator action (see store/common.c). */

@@ -159,30 +159,39 @@ int evfi_fail_basic(const char *what, const char *table)
 /* Redundant conditions that let the planner skip what cannot match (the
  * answers do not change; the time does, on big tables):
  *  - live states only (pending, scheduled, running, failed, stuck): the
- *    rows are in the ready-queue index, and none is older than its oldest
- *    id, so an id-ordered walk can start there instead of at the first of
- *    millions of done rows;
+ *    rows are in the ready-queue index, and their ids lie between its
+ *    smallest and largest, so an id-ordered walk (either way) can start
+ *    there instead of at the first of millions of done rows;
  *  - dead only: every dead row carries the error flag, so the (error,
  *    date) index holds them all. */
-void evfi_sql_state_hints(evfi_buf *b, unsigned mask, bool ext, bool pg,
-                          const char *table, const char *qt)
+bool evfi_states_live_only(unsigned mask)
 {
 	const unsigned live = (1u << EVF_STATE_PENDING) | (1u << EVF_STATE_SCHEDULED) |
 		(1u << EVF_STATE_RUNNING) | (1u << EVF_STATE_FAILED) | (1u << EVF_STATE_STUCK);
+	return mask && !(mask & ~live);
+}
+
+void evfi_sql_state_hints(evfi_buf *b, unsigned mask, bool ext, bool pg,
+                          const char *table, const char *qt)
+{
 	if (!ext || !mask)
 		return;
-	if (!(mask & ~live)) {
+	if (evfi_states_live_only(mask)) {
 		/* the minimum over the partial index alone: SQLite is told to
 		 * use it; PostgreSQL would turn min(id) into a walk of the
 		 * primary key, which OFFSET 0 keeps it from doing */
 		if (pg)
-			evfi_buf_printf(b, " AND processed = false AND dead = false AND id >= "
+			evfi_buf_printf(b, " AND processed = false AND dead = false AND id BETWEEN "
 			                "coalesce((SELECT min(id) FROM (SELECT id FROM %s WHERE "
-			                "processed = false AND dead = false OFFSET 0) live), 0)", qt);
+			                "processed = false AND dead = false OFFSET 0) live), 0) AND "
+			                "coalesce((SELECT max(id) FROM (SELECT id FROM %s WHERE "
+			                "processed = false AND dead = false OFFSET 0) live), 0)", qt, qt);
 		else
-			evfi_buf_printf(b, " AND processed = 0 AND dead = 0 AND id >= coalesce((SELECT "
+			evfi_buf_printf(b, " AND processed = 0 AND dead = 0 AND id BETWEEN coalesce((SELECT "
 			                "min(id) FROM %s INDEXED BY \"%s_ready\" WHERE processed = 0 "
-			                "AND dead = 0), 0)", qt, table);
+			                "AND dead = 0), 0) AND coalesce((SELECT max(id) FROM %s INDEXED BY "
+			                "\"%s_ready\" WHERE processed = 0 AND dead = 0), 0)",
+			                qt, table, qt, table);
 	} else if (mask == 1u << EVF_STATE_DEAD) {
 		evfi_buf_printf(b, " AND error = %s", pg ? "true" : "1");
 	}

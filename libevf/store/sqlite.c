@@ -835,6 +835,15 @@ static const char *order_column(evf_order o, bool ext)
 	}
 }
 
+/* Live states lie in an id range (see evfi_sql_state_hints): walk it by
+ * rowid, which the planner would otherwise trade for the (processed, type)
+ * index and a sort of every live row (100k live of 1M: 490 ms -> 35 ms). */
+static const char *live_walk(const evf_filter *f, bool ext)
+{
+	return ext && evfi_states_live_only(f->states) && f->order == EVF_ORDER_ID
+	       ? " NOT INDEXED" : "";
+}
+
 static void where_clause(sq_store *s, evfi_buf *b, const evf_filter *f, bool ext, bool paging)
 {
 	evfi_buf_puts(b, " WHERE 1");
@@ -924,7 +933,8 @@ static int sq_query(evf_store *base, const evf_filter *f, evf_row_cb cb, void *u
 	int ext = sq_schema_extended(base), rc;
 	if (ext < 0)
 		return ext;
-	evfi_buf_printf(&sql, "SELECT %s FROM %s", ext ? EXT_COLS : BASIC_COLS, s->qt);
+	evfi_buf_printf(&sql, "SELECT %s FROM %s%s", ext ? EXT_COLS : BASIC_COLS, s->qt,
+	                live_walk(f, ext));
 	where_clause(s, &sql, f, ext, true);
 	if (f->order != EVF_ORDER_ID)
 		evfi_buf_printf(&sql, " ORDER BY %s %s,", order_column(f->order, ext),
@@ -966,7 +976,7 @@ static int sq_count(evf_store *base, const evf_filter *f, int64_t *out)
 	int ext = sq_schema_extended(base), rc;
 	if (ext < 0)
 		return ext;
-	evfi_buf_printf(&sql, "SELECT count(*) FROM %s", s->qt);
+	evfi_buf_printf(&sql, "SELECT count(*) FROM %s%s", s->qt, live_walk(f, ext));
 	where_clause(s, &sql, f, ext, false);
 	if ((rc = prepare_filtered(s, &sql, f, evf_now(), &st)))
 		return rc;
