@@ -173,6 +173,7 @@ int cmd_stats(const cli_ctx *ctx, int argc, char **argv);
 int cmd_purge(const cli_ctx *ctx, int argc, char **argv);
 int cmd_archive(const cli_ctx *ctx, int argc, char **argv);
 int cmd_restore(const cli_ctx *ctx, int argc, char **argv);
+int cmd_bench(const cli_ctx *ctx, int argc, char **argv);
 int cmd_help(const cli_ctx *ctx, int argc, char **argv);
 
 /* Parse the options of a command that takes only --help; returns -1 to go

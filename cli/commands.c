@@ -106,6 +106,20 @@ static const cli_command commands[] = {
 	  "  --chunk N              rows per transaction (default 5000)\n"
 	  "  --dry-run              only check that every line can be restored\n",
 	  cmd_restore },
+	{ "bench", "[OPTIONS]",
+	  "measure emit, drain and wake-up speed on a scratch table",
+	  "  --phase P[,P]          emit, drain, latency, mixed, scale or all\n"
+	  "                         (default emit,drain,latency,mixed)\n"
+	  "  --events N             events per phase (default 100000)\n"
+	  "  --workers W            worker processes (default 2)\n"
+	  "  --batch-size B         events per claim (default 100)\n"
+	  "  --concurrency C        emitting clients (default 1)\n"
+	  "  --duration DURATION    length of the mixed phase (default 5s)\n"
+	  "  --max-rows N           largest table of the scale phase: 1000 to\n"
+	  "                         10000000 (default 1000000)\n"
+	  "  --poll-interval DURATION  idle workers' poll (default 50ms)\n"
+	  "  --keep                 keep the scratch table (default: dropped)\n",
+	  cmd_bench },
 	{ "help", "[COMMAND]",
 	  "show the usage of evfctl or of one command",
 	  NULL, cmd_help },

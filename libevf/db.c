@@ -154,6 +154,18 @@ int evf_init(evf_db *db)
 	return db->store->ops->init(db->store);
 }
 
+int evf_drop(evf_db *db)
+{
+	return db->store->ops->drop(db->store);
+}
+
+int evf_db_durability(evf_db *db, char *buf, size_t len)
+{
+	if (len)
+		buf[0] = '\0';
+	return db->store->ops->durability(db->store, buf, len);
+}
+
 int evf_migrate(evf_db *db, bool dry_run, char **out_sql)
 {
 	char *sql = NULL;

@@ -175,6 +175,15 @@ const char *evf_db_display_url(const evf_db *db);
  * Idempotent. */
 int evf_init(evf_db *db);
 
+/* Drop the table and forget it in evf_schema, in one transaction: for
+ * scratch tables (evfctl bench uses one).  Everything in it is gone. */
+int evf_drop(evf_db *db);
+
+/* One line naming the database and the settings that decide what a
+ * commit survives (SQLite journal mode and synchronous; PostgreSQL fsync
+ * and synchronous_commit), for benchmark reports. */
+int evf_db_durability(evf_db *db, char *buf, size_t len);
+
 /* The opt-in upgrade of a table made by the original package: add the
  * extended columns and indexes in one transaction, keeping every row's
  * meaning (a processed row with error stays dead).  Never run implicitly.

@@ -1445,6 +1445,56 @@ static int pg_restore(evf_store *base, const evf_event *evs, size_t n, int64_t *
 	return 0;
 }
 
+/* ---- scratch tables and reports ---------------------------------------------- */
+
+static int pg_drop(evf_store *base)
+{
+	pg_store *s = PG(base);
+	pgq q = { 0 };
+	int rc;
+	if ((rc = begin(s)))
+		return rc;
+	q_sql(&q, "DROP TABLE IF EXISTS %s", s->qt);
+	PGresult *r = run(s, &q, "dropping the table", &rc);
+	PQclear(r);
+	q_free(&q);
+	if (!rc) {
+		q_sql(&q, "DELETE FROM evf_schema WHERE table_name = ");
+		q_arg(&q, base->table);
+		/* a missing evf_schema table is fine: a savepoint keeps the
+		 * transaction usable after that error */
+		run_simple(s, "SAVEPOINT evf_forget", "forgetting the table");
+		r = run(s, &q, "forgetting the table", &rc);
+		PQclear(r);
+		q_free(&q);
+		rc = run_simple(s, rc ? "ROLLBACK TO SAVEPOINT evf_forget" :
+		                "RELEASE SAVEPOINT evf_forget", "forgetting the table");
+	}
+	if (rc) {
+		rollback(s);
+		return rc;
+	}
+	s->extended = -1;
+	return commit(s);
+}
+
+static int pg_durability(evf_store *base, char *buf, size_t len)
+{
+	pg_store *s = PG(base);
+	pgq q = { 0 };
+	int rc;
+	q_sql(&q, "SELECT current_setting('server_version'), current_setting('fsync'), "
+	      "current_setting('synchronous_commit'), current_setting('wal_level')");
+	PGresult *r = run(s, &q, "reading the server settings", &rc);
+	q_free(&q);
+	if (!r)
+		return rc;
+	snprintf(buf, len, "PostgreSQL %s, fsync=%s, synchronous_commit=%s, wal_level=%s",
+	         PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3));
+	PQclear(r);
+	return 0;
+}
+
 /* ---- the console's header -------------------------------------------------- */
 
 /* Beyond this many rows (by the planner's estimate) the total is not
@@ -1650,6 +1700,8 @@ static const evf_store_ops pg_ops = {
 	.archive_table_create = pg_archive_table_create,
 	.archive_chunk = pg_archive_chunk,
 	.restore = pg_restore,
+	.drop = pg_drop,
+	.durability = pg_durability,
 };
 
 static pg_store *pg_new(const evf_options *o, const char *table)

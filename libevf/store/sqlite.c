@@ -1287,6 +1287,55 @@ static int sq_restore(evf_store *base, const evf_event *evs, size_t n, int64_t *
 	return commit(s);
 }
 
+/* ---- scratch tables and reports ---------------------------------------------- */
+
+static int sq_drop(evf_store *base)
+{
+	sq_store *s = SQ(base);
+	sqlite3_stmt *st;
+	char sql[128];
+	int rc;
+	if ((rc = begin(s)))
+		return rc;
+	snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s", s->qt);
+	if ((rc = exec_sql(s, sql)))
+		goto fail;
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM evf_schema WHERE table_name = :t", -1, &st,
+	                       NULL) == SQLITE_OK) {
+		bind_text(st, ":t", base->table);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+	} /* no evf_schema table: nothing to forget */
+	cache_clear(s);
+	s->extended = -1;
+	return commit(s);
+fail:
+	rollback(s);
+	return rc;
+}
+
+static int sq_durability(evf_store *base, char *buf, size_t len)
+{
+	sq_store *s = SQ(base);
+	static const char *const sync_names[] = { "OFF", "NORMAL", "FULL", "EXTRA" };
+	sqlite3_stmt *st;
+	char mode[32] = "?";
+	int sync = -1;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			snprintf(mode, sizeof mode, "%s", (const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+	}
+	if (sqlite3_prepare_v2(s->db, "PRAGMA synchronous", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			sync = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	snprintf(buf, len, "SQLite %s, journal_mode=%s, synchronous=%s", sqlite3_libversion(),
+	         mode, sync >= 0 && sync <= 3 ? sync_names[sync] : "?");
+	return 0;
+}
+
 /* ---- the console's header -------------------------------------------------- */
 
 /* Beyond this many rows the total is estimated from the id range instead
@@ -1463,6 +1512,8 @@ static const evf_store_ops sqlite_ops = {
 	.archive_table_create = sq_archive_table_create,
 	.archive_chunk = sq_archive_chunk,
 	.restore = sq_restore,
+	.drop = sq_drop,
+	.durability = sq_durability,
 };
 
 static sq_store *sq_new(const evf_options *o, const char *table)

@@ -121,6 +121,10 @@ typedef struct evf_store_ops {
 	 * the rows written. */
 	int (*restore)(evf_store *s, const evf_event *evs, size_t n,
 	               int64_t *inserted);
+	/* Drop the table and its evf_schema row in one transaction. */
+	int (*drop)(evf_store *s);
+	/* The settings that decide what a commit survives, for reports. */
+	int (*durability)(evf_store *s, char *buf, size_t len);
 	/* Optional: sleep up to ms or until new work is announced (1) or stop
 	 * is set.  Without it the worker just sleeps. */
 	int (*wait)(evf_store *s, int64_t ms, volatile sig_atomic_t *stop);

@@ -1,0 +1,37 @@
+#!/bin/sh
+# evfctl bench runs every phase with a tiny N, reports positive figures,
+# and drops its scratch table (or keeps it with --keep).
+. "${EVF_TEST_SRCDIR:-$(dirname "$0")/../..}/tests/cli/lib.sh"
+
+SCRATCH="evf_bench_t$$"
+EXTRA_TABLES="$SCRATCH"
+run init
+expect_exit 0
+run --json --table "$SCRATCH" bench --events 200 --workers 2 --batch-size 20 \
+	--concurrency 2 --duration 300ms --poll-interval 20ms --phase all --max-rows 1000
+expect_exit 0
+expect_json "all(d[k] > 0 for k in ('emit_per_s', 'emit_single_per_s', 'drain_per_s', 'drain_exec_per_s'))" true
+expect_json "0 < d['latency_ms']['p50'] <= d['latency_ms']['p95'] <= d['latency_ms']['p99']" true
+expect_json "d['latency_ms']['samples']" 100
+expect_json "d['mixed']['emit_per_s'] > 0" true
+expect_json "[p['rows'] for p in d['scale']]" "[2000]"
+expect_json "d['scale'][0]['claim_ms'] > 0" true
+expect_json "d['durability'].split(' ')[0] in ('SQLite', 'PostgreSQL')" true
+expect_json "[d['events'], d['workers'], d['batch_size'], d['concurrency']]" "[200, 2, 20, 2]"
+check "the scratch table is dropped" test "$(sql "SELECT count(*) FROM evf_schema WHERE table_name = '$SCRATCH'")" = 0
+run --table "$SCRATCH" bench --events 100 --phase emit --keep
+expect_exit 0
+expect_stdout_contains "emit, batched"
+expect_stdout_contains "events/s"
+check "--keep keeps it" test "$(sql "SELECT count(*) FROM \"$SCRATCH\"")" -gt 0
+run bench --phase sprint
+expect_exit 2
+expect_one_error_line
+expect_stderr_contains "unknown phase 'sprint'"
+run bench --events 5
+expect_exit 2
+run bench --max-rows 20000000
+expect_exit 2
+check "the event table was never touched" test "$(count_events)" = 0
+
+finish
