@@ -499,7 +499,8 @@ void evf_settings_free(evf_settings *s);
 /* Read the config file, then the environment, over what s holds.  The
  * file is `path` when not NULL, else $EVF_CONFIG, else the first that
  * exists of ./evf.conf, $XDG_CONFIG_HOME/evf/evf.conf (or
- * ~/.config/evf/evf.conf) and /etc/evf/evf.conf; none is fine.  A file
+ * ~/.config/evf/evf.conf) and /etc/evf/evf.conf; none is fine.  The
+ * handlers of a file replace those s held.  A file
  * named by `path` or $EVF_CONFIG that does not exist is EVF_ENOTFOUND; a
  * bad line is EVF_EINVAL with a "FILE:LINE: problem" message, a bad
  * variable one that names the variable.  On error s may hold part of what

@@ -515,6 +515,22 @@ int evf_settings_new(evf_settings **out)
 	return 0;
 }
 
+static void clear_handlers(evfi_settings *si)
+{
+	for (size_t i = 0; i < si->nhandlers; i++) {
+		free((char *)si->handlers[i].type);
+		free((char *)si->handlers[i].command);
+		free(si->handler_sources[i]);
+	}
+	free(si->handlers);
+	free(si->handler_sources);
+	si->handlers = NULL;
+	si->handler_sources = NULL;
+	si->nhandlers = 0;
+	si->pub.handlers = NULL;
+	si->pub.nhandlers = 0;
+}
+
 void evf_settings_free(evf_settings *s)
 {
 	evfi_settings *si;
@@ -527,13 +543,7 @@ void evf_settings_free(evf_settings *s)
 		free(si->slots[i].text);
 		free(si->slots[i].display);
 	}
-	for (size_t i = 0; i < si->nhandlers; i++) {
-		free((char *)si->handlers[i].type);
-		free((char *)si->handlers[i].command);
-		free(si->handler_sources[i]);
-	}
-	free(si->handlers);
-	free(si->handler_sources);
+	clear_handlers(si);
 	free(si->path);
 	free(si);
 }
@@ -712,6 +722,7 @@ static int read_file(evfi_settings *si, const char *path, const char *named_by)
 	}
 	for (size_t i = 0; i < NKEYS; i++)
 		si->slots[i].line = 0;
+	clear_handlers(si); /* they are the file's: a second load replaces them */
 	errno = 0;
 	while (!rc && getline(&buf, &cap, f) != -1) {
 		char *text = trim(buf);

@@ -599,6 +599,16 @@ static void test_foreach_and_options(void **state)
 	EVF_OK_OR_FAIL(load_text(&s, "[handlers]\nb = true\na = false\n"
 	                         "[evf]\nlisten = no\nworker_name = w\n"
 	                         "max_attempts = 9\nbusy_timeout = 2s\n", NULL));
+	/* a second file replaces the handlers of the first */
+	char *other = write_conf("[handlers]\nc = true\n");
+	EVF_OK_OR_FAIL(evf_settings_load(s, other));
+	assert_int_equal(s->nhandlers, 1);
+	assert_string_equal(s->handlers[0].type, "c");
+	free(other);
+	evf_settings_free(s);
+	EVF_OK_OR_FAIL(load_text(&s, "[handlers]\nb = true\na = false\n"
+	                         "[evf]\nlisten = no\nworker_name = w\n"
+	                         "max_attempts = 9\nbusy_timeout = 2s\n", NULL));
 	assert_int_equal(evf_settings_foreach(s, stop_at_second, &n), 42);
 	assert_int_equal(n, 2);
 	evf_settings_foreach(s, order_cb, &o);
