@@ -153,21 +153,24 @@ void cli_print_json(cJSON *obj)
 int cli_open_db(const cli_ctx *ctx, evf_db **out, bool create)
 {
 	evf_options opts = EVF_OPTIONS_INIT;
-	opts.create = create;
-	return cli_open_db_with(ctx, out, &opts);
-}
-
-int cli_open_db_with(const cli_ctx *ctx, evf_db **out, const evf_options *base)
-{
-	evf_options opts = *base;
 	int rc;
 
 	if (ctx->db_url == NULL)
-		return cli_usage(ctx, "no database given: use --db URL or set EVF_DATABASE_URL");
-	opts.table = ctx->table;
+		return cli_usage(ctx, "no database given: use --db URL or set "
+		                 "EVF_DATABASE_URL (or database in evf.conf)");
+	evf_settings_options(ctx->settings, &opts);
+	opts.create = create;
 	rc = evf_open(out, ctx->db_url, &opts);
 	if (rc < 0)
 		return cli_lib_error(ctx, rc);
+	return CLI_EXIT_OK;
+}
+
+int cli_set(const cli_ctx *ctx, const char *key, const char *value,
+            const char *flag)
+{
+	if (evf_settings_set(ctx->settings, key, value, flag) < 0)
+		return cli_usage(ctx, "%s", evf_error_last());
 	return CLI_EXIT_OK;
 }
 
@@ -428,22 +431,54 @@ int cli_run_action(const cli_ctx *ctx, evf_action action, int argc, char **argv)
 
 /* ---- the entry point ---------------------------------------------------------- */
 
-static int parse_log_format(const cli_ctx *ctx, const char *text,
-                            evf_log_format *out)
+/* `help`, and --help anywhere among a command's options: what must work
+ * even when the config file is broken. */
+static bool asks_for_help(const cli_command *cmd, int argc, char **argv)
 {
-	if (strcmp(text, "logfmt") == 0)
-		*out = EVF_LOG_LOGFMT;
-	else if (strcmp(text, "json") == 0)
-		*out = EVF_LOG_JSON;
-	else
-		return cli_usage(ctx, "unknown log format '%s' (use logfmt or json)", text);
+	if (cmd->exec == cmd_help)
+		return true;
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	return false;
+}
+
+/* The settings: defaults, the config file, the environment, then the
+ * global flags.  A broken file fails every command but help. */
+static int load_settings(cli_ctx *ctx, const char *config, const char *db,
+                         const char *table, const char *log_format,
+                         int argc, char **argv)
+{
+	const cli_command *cmd = ctx->cmd;
+	int rc;
+
+	if (evf_settings_new(&ctx->settings) < 0)
+		cli_oom();
+	ctx->cmd = NULL; /* the file's messages name the file, not the command */
+	if (evf_settings_load(ctx->settings, config) < 0) {
+		if (!asks_for_help(cmd, argc, argv))
+			return cli_usage(ctx, "%s", evf_error_last());
+		evf_settings_free(ctx->settings);
+		if (evf_settings_new(&ctx->settings) < 0)
+			cli_oom();
+	}
+	if ((db != NULL && (rc = cli_set(ctx, "evf.database", db, "--db")) != CLI_EXIT_OK) ||
+	    (table != NULL && (rc = cli_set(ctx, "evf.table", table, "--table")) != CLI_EXIT_OK) ||
+	    (log_format != NULL &&
+	     (rc = cli_set(ctx, "evf.log_format", log_format, "--log-format")) != CLI_EXIT_OK))
+		return rc;
+	ctx->cmd = cmd;
+	ctx->db_url = ctx->settings->evf.database;
+	ctx->table = ctx->settings->evf.table;
+	ctx->log_format = ctx->settings->evf.log_format;
 	return CLI_EXIT_OK;
 }
 
 int cli_main(int argc, char **argv)
 {
-	enum { OPT_DB = CLI_OPT_COMMAND, OPT_TABLE, OPT_JSON, OPT_LOG_FORMAT };
+	enum { OPT_DB = CLI_OPT_COMMAND, OPT_TABLE, OPT_JSON, OPT_LOG_FORMAT, OPT_CONFIG };
 	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "db", required_argument, NULL, OPT_DB },
 		{ "table", required_argument, NULL, OPT_TABLE },
 		{ "json", no_argument, NULL, OPT_JSON },
@@ -453,29 +488,28 @@ int cli_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	cli_ctx ctx = { 0 };
-	const char *env_url = getenv("EVF_DATABASE_URL");
+	const char *config = NULL, *db = NULL, *table = NULL, *log_format = NULL;
 	int c, rc;
 
-	ctx.db_url = env_url != NULL && env_url[0] != '\0' ? env_url : NULL;
-	ctx.log_format = EVF_LOG_LOGFMT;
 	opterr = 0;
 	optind = 0;
 	/* '+': stop at the command, whose options are its own. */
 	while ((c = getopt_long(argc, argv, "+:hV", longopts, NULL)) != -1) {
 		switch (c) {
+		case OPT_CONFIG:
+			config = optarg;
+			break;
 		case OPT_DB:
-			ctx.db_url = optarg;
+			db = optarg;
 			break;
 		case OPT_TABLE:
-			ctx.table = optarg;
+			table = optarg;
 			break;
 		case OPT_JSON:
 			ctx.json = true;
 			break;
 		case OPT_LOG_FORMAT:
-			rc = parse_log_format(&ctx, optarg, &ctx.log_format);
-			if (rc != CLI_EXIT_OK)
-				return rc;
+			log_format = optarg;
 			break;
 		case 'h':
 			cli_main_help();
@@ -495,8 +529,12 @@ int cli_main(int argc, char **argv)
 
 	argc -= optind;
 	argv += optind;
-	optind = 0; /* a full reset of getopt for the command's own parse */
-	rc = ctx.cmd->exec(&ctx, argc, argv);
+	rc = load_settings(&ctx, config, db, table, log_format, argc, argv);
+	if (rc == CLI_EXIT_OK) {
+		optind = 0; /* a full reset of getopt for the command's own parse */
+		rc = ctx.cmd->exec(&ctx, argc, argv);
+	}
+	evf_settings_free(ctx.settings);
 
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		cli_fail(&ctx, "cannot write the output: %s", strerror(errno));

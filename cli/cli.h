@@ -23,11 +23,15 @@ enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
 
 struct cli_command;
 
-/* Global options and the command being run. */
+/* Global options and the command being run.  The settings hold evf.conf,
+ * the environment and the global flags; a command's own flags that
+ * override a setting go through evf_settings_set() with the flag as the
+ * source.  db_url, table and log_format are copies of the settings. */
 typedef struct cli_ctx {
 	const struct cli_command *cmd;
-	const char *db_url;   /* --db, else $EVF_DATABASE_URL; may be NULL */
-	const char *table;    /* --table; NULL = the library default */
+	evf_settings *settings;
+	const char *db_url;   /* --db, $EVF_DATABASE_URL, evf.conf; may be NULL */
+	const char *table;    /* --table, $EVF_TABLE, evf.conf, evf_event */
 	bool json;
 	evf_log_format log_format;
 } cli_ctx;
@@ -86,10 +90,13 @@ void cli_json_add_item(struct cJSON *obj, const char *key, struct cJSON *item);
 
 /* ---- cli.c: the database --------------------------------------------------- */
 
-/* Open the database named by the global options; `create` for init. */
+/* Open the database named by the settings, with their options; `create`
+ * for init. */
 int cli_open_db(const cli_ctx *ctx, evf_db **out, bool create);
-/* The same with more options (the table still comes from --table). */
-int cli_open_db_with(const cli_ctx *ctx, evf_db **out, const evf_options *base);
+/* Set one key of the settings from a command's flag: a bad value is a
+ * usage error naming the flag. */
+int cli_set(const cli_ctx *ctx, const char *key, const char *value,
+            const char *flag);
 
 /* ---- cli.c: values ---------------------------------------------------------- */
 
@@ -174,6 +181,7 @@ int cmd_purge(const cli_ctx *ctx, int argc, char **argv);
 int cmd_archive(const cli_ctx *ctx, int argc, char **argv);
 int cmd_restore(const cli_ctx *ctx, int argc, char **argv);
 int cmd_bench(const cli_ctx *ctx, int argc, char **argv);
+int cmd_config(const cli_ctx *ctx, int argc, char **argv);
 int cmd_help(const cli_ctx *ctx, int argc, char **argv);
 
 /* Parse the options of a command that takes only --help; returns -1 to go

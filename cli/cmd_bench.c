@@ -22,7 +22,8 @@ enum {
 	OPT_DURATION,
 	OPT_MAX_ROWS,
 	OPT_POLL,
-	OPT_KEEP
+	OPT_KEEP,
+	OPT_SCRATCH
 };
 
 #define DEFAULT_PHASES (BENCH_EMIT | BENCH_DRAIN | BENCH_LATENCY | BENCH_MIXED)
@@ -129,6 +130,24 @@ static void report_text(const bench_config *c, const bench_results *r)
 	}
 }
 
+/* The scratch table is dropped at the end: it must not hold anything. */
+static int refuse_existing(const cli_ctx *ctx, const bench_config *cfg)
+{
+	evf_options o = EVF_OPTIONS_INIT;
+	evf_db *db;
+	int rc;
+	o.table = cfg->table;
+	o.create = true;
+	if ((rc = evf_open(&db, cfg->url, &o)) < 0)
+		return cli_lib_error(ctx, rc);
+	rc = evf_schema_extended(db);
+	evf_close(db);
+	if (rc >= 0)
+		return cli_usage(ctx, "table %s exists; bench drops its scratch table, so it "
+		                 "needs a new name", cfg->table);
+	return CLI_EXIT_OK;
+}
+
 int cmd_bench(const cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -141,6 +160,7 @@ int cmd_bench(const cli_ctx *ctx, int argc, char **argv)
 		{ "max-rows", required_argument, NULL, OPT_MAX_ROWS },
 		{ "poll-interval", required_argument, NULL, OPT_POLL },
 		{ "keep", no_argument, NULL, OPT_KEEP },
+		{ "scratch-table", required_argument, NULL, OPT_SCRATCH },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -149,6 +169,7 @@ int cmd_bench(const cli_ctx *ctx, int argc, char **argv)
 		.concurrency = 1, .duration_ms = 5000, .max_rows = 1000000, .poll_ms = 50,
 	};
 	bench_results res;
+	const char *scratch = NULL;
 	bool keep = false;
 	int c, rc = CLI_EXIT_OK;
 
@@ -188,6 +209,9 @@ int cmd_bench(const cli_ctx *ctx, int argc, char **argv)
 		case OPT_KEEP:
 			keep = true;
 			break;
+		case OPT_SCRATCH:
+			scratch = optarg;
+			break;
 		default:
 			return cli_option_error(ctx, c, argv);
 		}
@@ -198,11 +222,13 @@ int cmd_bench(const cli_ctx *ctx, int argc, char **argv)
 		return cli_usage(ctx, "unexpected argument '%s'", argv[optind]);
 	if (ctx->db_url == NULL)
 		return cli_usage(ctx, "no database given: use --db URL or set EVF_DATABASE_URL");
-	if (ctx->table)
-		snprintf(cfg.table, sizeof cfg.table, "%s", ctx->table);
+	if (scratch)
+		snprintf(cfg.table, sizeof cfg.table, "%s", scratch);
 	else
 		snprintf(cfg.table, sizeof cfg.table, "evf_bench_%ld", (long)getpid());
 	cfg.url = ctx->db_url;
+	if ((rc = refuse_existing(ctx, &cfg)) != CLI_EXIT_OK)
+		return rc;
 	if (!ctx->json)
 		fprintf(stderr, "evfctl: bench: scratch table %s%s\n", cfg.table,
 		        keep ? " (kept)" : "");

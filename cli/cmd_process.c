@@ -1,10 +1,11 @@
 /*
  * cmd_process.c - `evfctl process`: the worker.
  *
- * Handlers come from --exec commands and --plugin shared objects; the
- * claim loop, leases, retries and logging belong to the library.  Here we
- * only wire the options to it, turn SIGINT/SIGTERM into evf_worker_stop()
- * and print the counters at the end.
+ * Handlers come from --exec commands (else [handlers] of evf.conf) and
+ * --plugin shared objects; the claim loop, leases, retries and logging
+ * belong to the library.  Here we only wire the options to it, filter the
+ * log by log_level, turn SIGINT/SIGTERM into evf_worker_stop() and print
+ * the counters at the end.
  */
 #include "cli.h"
 
@@ -30,8 +31,6 @@ struct process_args {
 	size_t nplugins;
 	char *types_text; /* --types, split in place at the commas */
 	const char **types;
-	int64_t exec_timeout_ms;
-	bool no_listen;
 };
 
 /* The signal handler's only way to the worker; evf_worker_stop() is
@@ -59,10 +58,34 @@ static int install_signal_handlers(const cli_ctx *ctx)
 	return CLI_EXIT_OK;
 }
 
+/* The level a worker's log line carries ("level=warn" in logfmt,
+ * "level":"warn" in JSON); lines without one are always shown. */
+static evf_log_level line_level(const char *line)
+{
+	const char *p = strstr(line, "level=");
+	size_t skip = 6;
+
+	if (line[0] == '{') {
+		p = strstr(line, "\"level\":\"");
+		skip = 9;
+	}
+	if (p == NULL)
+		return EVF_LOG_LEVEL_ERROR;
+	p += skip;
+	if (strncmp(p, "info", 4) == 0)
+		return EVF_LOG_LEVEL_INFO;
+	if (strncmp(p, "warn", 4) == 0)
+		return EVF_LOG_LEVEL_WARNING;
+	return EVF_LOG_LEVEL_ERROR;
+}
+
+/* log_user points at the evf_log_level of the settings. */
 static void log_to_stderr(void *user, const char *line)
 {
-	(void)user;
-	fprintf(stderr, "%s\n", line);
+	const evf_log_level *level = user;
+
+	if (line_level(line) <= *level)
+		fprintf(stderr, "%s\n", line);
 }
 
 static void args_free(struct process_args *a)
@@ -165,7 +188,7 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 			rc = add_exec(ctx, a, optarg);
 			break;
 		case OPT_EXEC_TIMEOUT:
-			rc = cli_parse_duration(ctx, "--exec-timeout", optarg, &a->exec_timeout_ms);
+			rc = cli_set(ctx, "evf.exec_timeout", optarg, "--exec-timeout");
 			break;
 		case OPT_PLUGIN:
 			a->plugins[a->nplugins++] = optarg;
@@ -177,7 +200,7 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 			rc = cli_parse_int64(ctx, "--limit", optarg, 0, INT64_MAX, &w->limit);
 			break;
 		case OPT_BATCH_SIZE:
-			rc = cli_parse_int(ctx, "--batch-size", optarg, 1, INT_MAX, &w->batch_size);
+			rc = cli_set(ctx, "evf.batch_size", optarg, "--batch-size");
 			break;
 		case OPT_ONCE:
 			w->once = true;
@@ -195,20 +218,16 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 			w->requeue_errors = true;
 			break;
 		case OPT_LOCK_TIMEOUT:
-			rc = cli_parse_duration(ctx, "--lock-timeout", optarg, &w->lock_timeout_ms);
-			if (rc == CLI_EXIT_OK && w->lock_timeout_ms == 0)
-				rc = cli_usage(ctx, "--lock-timeout must be longer than 0");
+			rc = cli_set(ctx, "evf.lock_timeout", optarg, "--lock-timeout");
 			break;
 		case OPT_POLL_INTERVAL:
-			rc = cli_parse_duration(ctx, "--poll-interval", optarg, &w->poll_interval_ms);
-			if (rc == CLI_EXIT_OK && w->poll_interval_ms == 0)
-				rc = cli_usage(ctx, "--poll-interval must be longer than 0");
+			rc = cli_set(ctx, "evf.poll_interval", optarg, "--poll-interval");
 			break;
 		case OPT_NAME:
-			w->name = optarg;
+			rc = cli_set(ctx, "evf.worker_name", optarg, "--name");
 			break;
 		case OPT_NO_LISTEN:
-			a->no_listen = true;
+			rc = cli_set(ctx, "evf.listen", "no", "--no-listen");
 			break;
 		default:
 			return cli_option_error(ctx, c, argv);
@@ -218,16 +237,22 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 	}
 	if (optind < argc)
 		return cli_usage(ctx, "unexpected argument '%s'", argv[optind]);
-	if (a->nexecs == 0 && a->nplugins == 0)
-		return cli_usage(ctx, "no handler: give --exec TYPE=COMMAND or --plugin FILE.so");
+	if (a->nexecs == 0 && a->nplugins == 0 && ctx->settings->nhandlers == 0)
+		return cli_usage(ctx, "no handler: give --exec TYPE=COMMAND or --plugin "
+		                 "FILE.so, or TYPE = COMMAND under [handlers] in evf.conf");
 	return -1;
 }
 
+/* --exec replaces the [handlers] of the file entirely. */
 static int setup_handlers(const cli_ctx *ctx, const struct process_args *a, evf_worker *w)
 {
-	for (size_t i = 0; i < a->nexecs; i++) {
-		int rc = evf_register_exec(w, a->execs[i].type, a->execs[i].command,
-		                           a->exec_timeout_ms);
+	const evf_settings *s = ctx->settings;
+	size_t n = a->nexecs ? a->nexecs : s->nhandlers;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *type = a->nexecs ? a->execs[i].type : s->handlers[i].type;
+		const char *command = a->nexecs ? a->execs[i].command : s->handlers[i].command;
+		int rc = evf_register_exec(w, type, command, s->evf.exec_timeout_ms);
 
 		if (rc < 0)
 			return cli_lib_error(ctx, rc);
@@ -269,15 +294,14 @@ int cmd_process(const cli_ctx *ctx, int argc, char **argv)
 
 	memset(&a, 0, sizeof a);
 	a.wopts = (evf_worker_options)EVF_WORKER_OPTIONS_INIT;
-	a.wopts.log = log_to_stderr;
-	a.wopts.log_format = ctx->log_format;
 	rc = parse_args(ctx, &a, argc, argv);
 	if (rc >= 0)
 		goto out;
+	evf_settings_worker_options(ctx->settings, &a.wopts);
+	a.wopts.log = log_to_stderr;
+	a.wopts.log_user = &ctx->settings->evf.log_level;
 
-	evf_options dbopts = EVF_OPTIONS_INIT;
-	dbopts.no_listen = a.no_listen;
-	rc = cli_open_db_with(ctx, &db, &dbopts);
+	rc = cli_open_db(ctx, &db, false);
 	if (rc != CLI_EXIT_OK)
 		goto out;
 	rc = evf_worker_new(&worker, db, &a.wopts);

@@ -35,20 +35,21 @@ static const cli_command commands[] = {
 	  cmd_emit },
 	{ "process", "[OPTIONS]",
 	  "run a worker: claim ready events and run their handlers",
-	  "  --exec TYPE=COMMAND    run COMMAND with /bin/sh for TYPE ('*' = any other type)\n"
-	  "  --exec-timeout DURATION  kill an --exec command that runs longer\n"
+	  "  --exec TYPE=COMMAND    run COMMAND with /bin/sh for TYPE ('*' = any other type);\n"
+	  "                         replaces the [handlers] of evf.conf\n"
+	  "  --exec-timeout DURATION  kill a handler command that runs longer\n"
 	  "  --plugin FILE.so       load handlers from a shared object\n"
 	  "  --types A,B            claim only these types\n"
 	  "  --limit N              stop after N outcomes\n"
-	  "  --batch-size N         events per claim (default 100)\n"
+	  "  --batch-size N         events per claim (default: batch_size, 100)\n"
 	  "  --once                 drain what is ready, then exit\n"
 	  "  --older-than DURATION  only events created at least this long ago\n"
 	  "  --only-errors          only events whose last attempt failed\n"
 	  "  --max-attempts N       override every event's maximum attempts\n"
 	  "  --requeue-errors       first make failed and dead events ready\n"
-	  "  --lock-timeout DURATION  lease length (default 5m)\n"
-	  "  --poll-interval DURATION  sleep when idle (default 1s)\n"
-	  "  --name NAME            prefix of the worker id\n"
+	  "  --lock-timeout DURATION  lease length (default: lock_timeout, 5m)\n"
+	  "  --poll-interval DURATION  sleep when idle (default: poll_interval, 1s)\n"
+	  "  --name NAME            prefix of the worker id (default: the host name)\n"
 	  "  --no-listen            PostgreSQL: poll only, no LISTEN (PgBouncer\n"
 	  "                         in transaction mode)\n",
 	  cmd_process },
@@ -118,8 +119,14 @@ static const cli_command commands[] = {
 	  "  --max-rows N           largest table of the scale phase: 1000 to\n"
 	  "                         10000000 (default 1000000)\n"
 	  "  --poll-interval DURATION  idle workers' poll (default 50ms)\n"
+	  "  --scratch-table NAME   the scratch table (default evf_bench_PID); it must\n"
+	  "                         not exist\n"
 	  "  --keep                 keep the scratch table (default: dropped)\n",
 	  cmd_bench },
+	{ "config", "[--json]",
+	  "show every setting, its value and where it comes from",
+	  "  --json                 machine-readable output (as the global --json)\n",
+	  cmd_config },
 	{ "help", "[COMMAND]",
 	  "show the usage of evfctl or of one command",
 	  NULL, cmd_help },
@@ -178,8 +185,10 @@ void cli_main_help(void)
 	fputs("usage: evfctl [GLOBAL OPTIONS] COMMAND [OPTIONS] [ARGS]\n"
 	      "\n"
 	      "Global options:\n"
+	      "  --config FILE          settings file (default: $EVF_CONFIG, ./evf.conf,\n"
+	      "                         ~/.config/evf/evf.conf, /etc/evf/evf.conf)\n"
 	      "  --db URL               sqlite:PATH, sqlite://PATH, PATH or postgresql://...\n"
-	      "                         (default: $EVF_DATABASE_URL)\n"
+	      "                         (default: $EVF_DATABASE_URL, database in evf.conf)\n"
 	      "  --table NAME           event table (default evf_event)\n"
 	      "  --json                 machine-readable output\n"
 	      "  --log-format logfmt|json  format of the worker's log lines on stderr\n"

@@ -516,6 +516,111 @@ typedef struct evf_restore_result {
  * running it twice changes nothing.  With dry_run nothing is written. */
 int evf_restore(evf_db *db, const char *path, int chunk, bool dry_run,
                 evf_restore_result *out);
+/* ---- settings: evf.conf, the environment, flags ------------------------ */
+
+/* How much a worker logs: `info` one line per outcome, `warning` only
+ * failures, retries and dead letters, `error` only dead letters and
+ * worker errors.  The filter is the front end's (see evfctl(1)). */
+typedef enum evf_log_level {
+	EVF_LOG_LEVEL_ERROR = 0,
+	EVF_LOG_LEVEL_WARNING,
+	EVF_LOG_LEVEL_INFO
+} evf_log_level;
+
+/* One `TYPE = COMMAND` line of [handlers]: what --exec TYPE=COMMAND says. */
+typedef struct evf_handler_setting {
+	const char *type;
+	const char *command;
+} evf_handler_setting;
+
+/* The settings every front end shares (evf.conf(5) has each key, its
+ * default and its variable).  Made only by evf_settings_new(); read the
+ * fields freely, change them only through evf_settings_set() so that the
+ * source of each value stays right.  Strings are borrowed from the
+ * settings; NULL means unset.  Durations are milliseconds. */
+typedef struct evf_settings {
+	struct {
+		const char *database;     /* URL; NULL = none given */
+		const char *table;
+		int max_attempts;         /* default for new events */
+		int64_t backoff_base_ms;
+		int64_t backoff_max_ms;
+		int64_t lock_timeout_ms;
+		int64_t poll_interval_ms;
+		int64_t busy_timeout_ms;
+		int batch_size;
+		bool listen;              /* false: poll only (PgBouncer) */
+		int64_t exec_timeout_ms;  /* 0 = none */
+		const char *worker_name;  /* NULL = the host name */
+		evf_log_format log_format;
+		evf_log_level log_level;
+	} evf;
+	const evf_handler_setting *handlers; /* [handlers], in file order */
+	size_t nhandlers;
+	struct {
+		const char *textfile;     /* NULL = none */
+		const char *statsd;       /* "HOST:PORT"; NULL = none */
+		int64_t interval_ms;
+	} metrics;
+	struct {
+		int stuck_warning, stuck_critical;
+		int64_t oldest_ready_warning_ms, oldest_ready_critical_ms;
+		int64_t window_ms;
+		double failure_ratio_warning, failure_ratio_critical;
+		int dead_warning, dead_critical;
+		int64_t idle_queue_ms;
+	} health;
+} evf_settings;
+
+/* The defaults, each with source "default".  *out is the caller's:
+ * evf_settings_free() it. */
+int evf_settings_new(evf_settings **out);
+void evf_settings_free(evf_settings *s);
+
+/* Read the config file, then the environment, over what s holds.  The
+ * file is `path` when not NULL, else $EVF_CONFIG, else the first that
+ * exists of ./evf.conf, $XDG_CONFIG_HOME/evf/evf.conf (or
+ * ~/.config/evf/evf.conf) and /etc/evf/evf.conf; none is fine.  The
+ * handlers of a file replace those s held.  A file
+ * named by `path` or $EVF_CONFIG that does not exist is EVF_ENOTFOUND; a
+ * bad line is EVF_EINVAL with a "FILE:LINE: problem" message, a bad
+ * variable one that names the variable.  On error s may hold part of what
+ * was read: free it. */
+int evf_settings_load(evf_settings *s, const char *path);
+
+/* The file evf_settings_load() read; NULL when none.  Borrowed. */
+const char *evf_settings_path(const evf_settings *s);
+
+/* Set one key ("evf.batch_size", "health.window", ...) from text parsed as
+ * the file would, recording `source` (a flag such as "--batch-size"),
+ * which also names the value in error messages.  Nothing changes on error:
+ * EVF_EINVAL for an unknown key, a bad value, or a warning threshold above
+ * its critical one.  [handlers] are not keys: a front end that takes
+ * handlers of its own uses them instead of s->handlers. */
+int evf_settings_set(evf_settings *s, const char *key, const char *value,
+                     const char *source);
+
+/* One effective setting, as evfctl config shows it. */
+typedef struct evf_setting {
+	const char *name;   /* "section.key", or "handlers.TYPE" */
+	const char *value;  /* as text, passwords masked; NULL = unset */
+	const char *source; /* "default", "file:PATH:LINE", "env VAR" or a flag */
+	const char *env;    /* its environment variable; NULL for handlers */
+} evf_setting;
+
+/* Call cb for every key in evf.conf(5) order, each handler after the
+ * [evf] keys.  The setting is borrowed for the call; a non-zero return
+ * from cb stops the walk and is returned. */
+int evf_settings_foreach(const evf_settings *s,
+                         int (*cb)(const evf_setting *st, void *user), void *user);
+
+/* Fill the database options (table, lock timeout, poll interval, max
+ * attempts, backoff, busy timeout, listen) of *out from s; the other
+ * fields are left as they are.  out->table is borrowed from s. */
+void evf_settings_options(const evf_settings *s, evf_options *out);
+/* Fill the worker options (name, batch size, lock timeout, poll interval,
+ * log format) of *out from s; the rest is left alone.  Borrows from s. */
+void evf_settings_worker_options(const evf_settings *s, evf_worker_options *out);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # test_manlint.sh - the man pages are part of the build: they must lint clean
 # at mandoc's warning level, libevf.3 must name every public function of
-# evf.h, and the C examples in libevf.3 must compile against evf.h.
+# evf.h, the C examples in libevf.3 must compile against evf.h, and
+# evf.conf.5 must describe every key of the settings the library knows.
 #
 # An example is the .Bd -literal block that follows a comment line
 #   .\" example: NAME.c
@@ -30,6 +31,9 @@ fail() {
 # ---- lint ------------------------------------------------------------------
 pages=$(ls "$srcdir"/man/*.[1-8] 2>/dev/null)
 [ -n "$pages" ] || fail "no man pages under $srcdir/man"
+for page in evfctl.1 evf-top.1 libevf.3 evf.conf.5; do
+	[ -f "$srcdir/man/$page" ] || fail "man/$page is missing"
+done
 for page in $pages; do
 	# -Tlint prints nothing for a clean page; any line is a finding.
 	out=$(mandoc -Tlint -Wwarning "$page" 2>&1)
@@ -130,8 +134,37 @@ if [ -n "${EVFCTL:-}" ] && [ -x "$EVFCTL" ]; then
 		done
 	done
 	echo "ok: evfctl.1 covers the commands and options of evfctl --help"
+
+	# ---- evf.conf.5 has every key of `evfctl config`, in its section ------
+	# An empty file and a clean environment: the keys, not anybody's values.
+	conf="$srcdir/man/evf.conf.5"
+	: >"$tmp/empty.conf"
+	env -i PATH="$PATH" EVF_CONFIG="$tmp/empty.conf" "$EVFCTL" config --json \
+		>"$tmp/config.json" || fail "evfctl config --json failed"
+	# {"name":"evf.batch_size",...,"env":"EVF_BATCH_SIZE"} -> "evf.batch_size EVF_BATCH_SIZE"
+	grep -oE '"name":"[a-z_]+\.[a-z_]+","value":(null|"[^"]*"),"source":"[^"]*","env":"[A-Z_]+"' \
+		"$tmp/config.json" | sed -E 's/^"name":"([^"]*)".*"env":"([^"]*)"$/\1 \2/' >"$tmp/keys"
+	[ -s "$tmp/keys" ] || fail "found no keys in evfctl config --json"
+	while read -r name var; do
+		section=${name%%.*}
+		key=${name#*.}
+		sed -n "/^\.Sh THE \[$section\] SECTION/,/^\.Sh /p" "$conf" >"$tmp/section"
+		grep -Eq "^\.It Cm $key( |\$)" "$tmp/section" ||
+			fail "evf.conf.5 lacks $key in THE [$section] SECTION"
+		grep -Eq "^\.Ev $var( |\$)" "$tmp/section" ||
+			fail "evf.conf.5 does not give $var for $name"
+	done <"$tmp/keys"
+	# and nothing documented that the library does not know
+	for section in evf metrics health; do
+		for key in $(sed -n "/^\.Sh THE \[$section\] SECTION/,/^\.Sh /p" "$conf" |
+			sed -n 's/^\.It Cm \([a-z_]*\).*/\1/p'); do
+			grep -q "^$section\.$key " "$tmp/keys" ||
+				fail "evf.conf.5 describes $section.$key, which evfctl config does not know"
+		done
+	done
+	echo "ok: evf.conf.5 describes the $(wc -l <"$tmp/keys") keys of evfctl config"
 else
-	echo "test_manlint: EVFCTL not built, skipping the --help cross-check"
+	echo "test_manlint: EVFCTL not built, skipping the --help and evf.conf cross-checks"
 fi
 
 exit $failed

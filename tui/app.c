@@ -19,8 +19,11 @@ int app_init(tui_app *app, evf_db *db, const char *url, const char *table)
 	memset(app, 0, sizeof *app);
 	app->db = db;
 	app->url = strdup(url);
+	/* for the title while the connection is lost, when there is no db
+	 * to ask: the raw URL may hold a password */
+	app->display_url = strdup(db ? evf_db_display_url(db) : "(database)");
 	app->table = strdup(table ? table : "evf_event");
-	if (!app->url || !app->table)
+	if (!app->url || !app->display_url || !app->table)
 		return EVF_ENOMEM;
 	app->interval_ms = 2000;
 	app->screen = &tui_screen_events;
@@ -53,6 +56,7 @@ void app_free(tui_app *app)
 	tui_filter_free(&app->filter);
 	free(app->tags);
 	free(app->url);
+	free(app->display_url);
 	free(app->table);
 	if (app->db)
 		evf_close(app->db);

@@ -54,6 +54,7 @@ typedef struct tui_detail {
 typedef struct tui_app {
 	evf_db *db;                 /* NULL while the connection is lost */
 	char *url;
+	char *display_url;          /* url with its password masked */
 	char *table;
 	bool read_only;
 	bool utf8;

@@ -34,7 +34,9 @@ static void usage(FILE *out)
 	      "Live console of an evf event table.\n"
 	      "\n"
 	      "Options:\n"
-	      "  --db URL               database (default: $EVF_DATABASE_URL)\n"
+	      "  --config FILE          settings file (default: $EVF_CONFIG, ./evf.conf,\n"
+	      "                         ~/.config/evf/evf.conf, /etc/evf/evf.conf)\n"
+	      "  --db URL               database (default: $EVF_DATABASE_URL, evf.conf)\n"
 	      "  --table NAME           event table (default: evf_event)\n"
 	      "  --refresh SECONDS      refresh interval, or a duration like 500ms (default: 2)\n"
 	      "  --read-only            disable requeue, mark processed and dead-letter\n"
@@ -60,17 +62,40 @@ static int usage_error(const char *fmt, ...)
 }
 
 struct options {
-	const char *url, *table, *filter;
+	evf_settings *settings; /* evf.conf, the environment, --db and --table */
+	const char *config, *url, *table, *filter;
 	int64_t interval_ms;
 	int64_t max_iterations;
 	bool read_only;
 };
 
+/* Defaults, the config file, the environment, then --db and --table:
+ * o->url and o->table come from the result.  0 or the exit status. */
+static int load_settings(struct options *o)
+{
+	if (evf_settings_new(&o->settings) != 0) {
+		fputs("evf-top: out of memory\n", stderr);
+		return EXIT_FAILURE;
+	}
+	if (evf_settings_load(o->settings, o->config) != 0 ||
+	    (o->url && evf_settings_set(o->settings, "evf.database", o->url, "--db") != 0) ||
+	    (o->table && evf_settings_set(o->settings, "evf.table", o->table, "--table") != 0))
+		return usage_error("%s", evf_error_last());
+	o->url = o->settings->evf.database;
+	o->table = o->settings->evf.table;
+	if (!o->url)
+		return usage_error("%s", "no database given: use --db URL or set "
+		                   "EVF_DATABASE_URL (or database in evf.conf)");
+	return 0;
+}
+
 /* 0 to go on, else the exit status (-1: exit 0 after --help/--version). */
 static int parse_options(struct options *o, int argc, char **argv)
 {
-	enum { OPT_DB = 256, OPT_TABLE, OPT_REFRESH, OPT_READ_ONLY, OPT_FILTER, OPT_KEYS_MDOC };
+	enum { OPT_DB = 256, OPT_TABLE, OPT_REFRESH, OPT_READ_ONLY, OPT_FILTER, OPT_KEYS_MDOC,
+	       OPT_CONFIG };
 	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "db", required_argument, NULL, OPT_DB },
 		{ "table", required_argument, NULL, OPT_TABLE },
 		{ "refresh", required_argument, NULL, OPT_REFRESH },
@@ -86,13 +111,15 @@ static int parse_options(struct options *o, int argc, char **argv)
 	int c;
 
 	memset(o, 0, sizeof *o);
-	o->url = getenv("EVF_DATABASE_URL");
 	o->interval_ms = 2000;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":n:Vh", longopts, NULL)) != -1) {
 		char *end;
 
 		switch (c) {
+		case OPT_CONFIG:
+			o->config = optarg;
+			break;
 		case OPT_DB:
 			o->url = optarg;
 			break;
@@ -133,9 +160,7 @@ static int parse_options(struct options *o, int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (!o->url || !*o->url)
-		return usage_error("%s", "no database given: use --db URL or set EVF_DATABASE_URL");
-	return 0;
+	return load_settings(o);
 }
 
 /* Open the database and make sure the table is there, all before curses
@@ -145,7 +170,7 @@ static int open_database(evf_db **db, const struct options *o)
 	evf_options opts = EVF_OPTIONS_INIT;
 	int rc;
 
-	opts.table = o->table;
+	evf_settings_options(o->settings, &opts);
 	if (evf_open(db, o->url, &opts) != 0) {
 		fprintf(stderr, "evf-top: %s\n", evf_error_last());
 		return EXIT_FAILURE;
@@ -234,15 +259,18 @@ int main(int argc, char **argv)
 	evf_db *db;
 	int rc;
 
-	if ((rc = parse_options(&o, argc, argv)) != 0)
-		return rc < 0 ? EXIT_SUCCESS : rc;
-	if ((rc = open_database(&db, &o)) != 0)
-		return rc;
-	if (app_init(&app, db, o.url, evf_db_table(db)) != 0) {
+	rc = parse_options(&o, argc, argv);
+	if (rc == 0)
+		rc = open_database(&db, &o);
+	if (rc == 0 && app_init(&app, db, o.url, evf_db_table(db)) != 0) {
 		fputs("evf-top: out of memory\n", stderr);
 		evf_close(db);
-		return EXIT_FAILURE;
+		rc = EXIT_FAILURE;
 	}
+	/* app_init copied the URL and the table: the settings are done */
+	evf_settings_free(o.settings);
+	if (rc != 0)
+		return rc < 0 ? EXIT_SUCCESS : rc;
 	app.interval_ms = o.interval_ms;
 	app.read_only = o.read_only;
 	if (o.filter) {

@@ -238,7 +238,7 @@ static void draw_title(tui_app *app, int y)
 	int rlen;
 
 	snprintf(left, sizeof left, "evf-top %s  %s  table %s  [%s]", EVF_VERSION_STRING,
-	         app->db ? evf_db_display_url(app->db) : app->url, app->table,
+	         app->display_url, app->table,
 	         app->screen->title);
 	if (app->paused)
 		snprintf(right, sizeof right, "PAUSED");

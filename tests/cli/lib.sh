@@ -61,6 +61,11 @@ else
 fi
 EVF_DATABASE_URL="$DB"
 export EVF_DATABASE_URL
+# The settings of whoever runs the tests (./evf.conf, ~/.config/evf,
+# /etc/evf) stay out of them: an empty file of our own.
+: >"$T/empty.conf"
+EVF_CONFIG="$T/empty.conf"
+export EVF_CONFIG
 PLUGIN="${EVF_TEST_BUILDDIR:-.}/tests/cli/.libs/testplugin.so"
 
 # psql_q SQL...: run statements on the test server (pg only); quiet, and

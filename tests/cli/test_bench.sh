@@ -7,7 +7,7 @@ SCRATCH="evf_bench_t$$"
 EXTRA_TABLES="$SCRATCH"
 run init
 expect_exit 0
-run --json --table "$SCRATCH" bench --events 200 --workers 2 --batch-size 20 \
+run --json bench --scratch-table "$SCRATCH" --events 200 --workers 2 --batch-size 20 \
 	--concurrency 2 --duration 300ms --poll-interval 20ms --phase all --max-rows 1000
 expect_exit 0
 expect_json "all(d[k] > 0 for k in ('emit_per_s', 'emit_single_per_s', 'drain_per_s', 'drain_exec_per_s'))" true
@@ -19,11 +19,17 @@ expect_json "d['scale'][0]['claim_ms'] > 0" true
 expect_json "d['durability'].split(' ')[0] in ('SQLite', 'PostgreSQL')" true
 expect_json "[d['events'], d['workers'], d['batch_size'], d['concurrency']]" "[200, 2, 20, 2]"
 check "the scratch table is dropped" test "$(sql "SELECT count(*) FROM evf_schema WHERE table_name = '$SCRATCH'")" = 0
-run --table "$SCRATCH" bench --events 100 --phase emit --keep
+run bench --scratch-table "$SCRATCH" --events 100 --phase emit --keep
 expect_exit 0
 expect_stdout_contains "emit, batched"
 expect_stdout_contains "events/s"
 check "--keep keeps it" test "$(sql "SELECT count(*) FROM \"$SCRATCH\"")" -gt 0
+run bench --scratch-table "$SCRATCH" --events 100 --phase emit
+expect_exit 2
+expect_stderr_contains "exists; bench drops its scratch table"
+check "an existing table is never dropped" test "$(sql "SELECT count(*) FROM \"$SCRATCH\"")" -gt 0
+run bench --scratch-table "$TABLE" --events 100 --phase emit
+expect_exit 2
 run bench --phase sprint
 expect_exit 2
 expect_one_error_line

@@ -210,7 +210,7 @@ check "the archive table keeps the parameters" \
 run purge --older-than 0s --state scheduled
 expect_count 0
 i=0
-while [ $i -lt 600 ]; do echo '{"type":"m.n"}'; i=$((i + 1)); done >"$T/many"
+while [ $i -lt 2000 ]; do echo '{"type":"m.n"}'; i=$((i + 1)); done >"$T/many"
 run_in "$T/many" emit --stdin
 run mark-processed --type m.n
 all=$(table_ids)
@@ -218,8 +218,7 @@ all=$(table_ids)
 # stop_when_growing FILE PID SIGNAL: send SIGNAL once FILE has data.
 stop_when_growing() {
 	_n=0
-	while [ ! -s "$1" ] && [ $_n -lt 500 ]; do sleep 0.01; _n=$((_n + 1)); done
-	sleep 0.05
+	while [ ! -s "$1" ] && [ $_n -lt 1000 ]; do sleep 0.01; _n=$((_n + 1)); done
 	kill -s "$3" "$2" 2>/dev/null
 	wait "$2"
 	status=$?
@@ -249,22 +248,31 @@ for sig in INT KILL; do
 		check "SIG$sig: the file holds every event ($ext)" \
 			test "$(echo $got | tr ' ' '\n' | sort -un | tr '\n' ' ')" = "$all "
 		check "SIG$sig: at most the chunk in flight twice ($ext)" \
-			test $(echo $got | wc -w) -le 601
+			test $(echo $got | wc -w) -le 2001
 		[ "$ext" = jsonl ] || check "SIG$sig: the repaired .gz is valid" gzip -t "$f"
 		run restore "$f"
 		expect_exit 0
-		check "SIG$sig: restore brings all 600 back ($ext)" test "$(table_ids)" = "$all"
+		check "SIG$sig: restore brings all 2000 back ($ext)" test "$(table_ids)" = "$all"
 	done
 done
-last="purge --chunk 1, SIGKILL mid-way"
+i=0
+while [ $i -lt 5000 ]; do echo '{"type":"k.p"}'; i=$((i + 1)); done >"$T/more"
+run_in "$T/more" emit --stdin
+run mark-processed --type k.p
+last="purge --chunk 1, SIGKILL once it has begun"
 "$EVFCTL" --table "$TABLE" purge --older-than 0s --chunk 1 >"$T/out" 2>"$T/err" &
 pid=$!
-sleep 0.2
+n=0
+while [ "$(sql "SELECT count(*) FROM \"$TABLE\"")" -ge 5000 ] && [ $n -lt 500 ]; do
+	sleep 0.01
+	n=$((n + 1))
+done
 kill -9 $pid 2>/dev/null
 wait $pid
 status=$?
 expect_exit 137
-check "purge stopped part way" test "$(count_events)" -gt 0
+left=$(sql "SELECT count(*) FROM \"$TABLE\"")
+check "purge stopped part way ($left left)" test "$left" -gt 0 -a "$left" -lt 5000
 run purge --older-than 0s
 expect_exit 0
 expect_count 0

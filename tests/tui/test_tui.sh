@@ -305,6 +305,21 @@ lacks "table evf_event"
 start "$TOP" --db "$DB" --refresh 200ms -n 2
 see "EXITED 0"
 
+# ---- evf.conf: the database and the table, unless given as options ----------------------
+"$EVFCTL" --table cfg_table init >/dev/null
+"$EVFCTL" --table cfg_table emit cfg.only >/dev/null
+printf '[evf]\ndatabase = %s\ntable = cfg_table\n' "$DB" >"$T/top.conf"
+start EVF_DATABASE_URL= "$TOP" --config "$T/top.conf"
+see "table cfg_table"
+see "cfg.only"
+keys q
+see "EXITED 0"
+start EVF_DATABASE_URL= EVF_CONFIG="$T/top.conf" "$TOP" --table evf_event
+see "table evf_event"
+lacks "cfg.only"
+keys q
+see "EXITED 0"
+
 # ---- errors before curses -------------------------------------------------------------
 last="evf-top --db missing.db"
 "$TOP" --db "$T/missing.db" >"$T/out" 2>"$T/err"
@@ -323,6 +338,19 @@ run_top --version
 expect_stdout_equals "evf-top 0.1.0"
 run_top --bogus
 expect_exit 2
+printf '[evf]\ntable = cfg_table\n[top]\n' >"$T/bad.conf"
+run_top --config "$T/bad.conf"
+expect_exit 2
+expect_stderr_contains "evf-top: $T/bad.conf:3: unknown section [top]"
+run_top --config "$T/bad.conf" --help
+expect_exit 0
+expect_stdout_contains "--config FILE"
+run_top --config "$T/nothere.conf"
+expect_exit 2
+expect_stderr_contains "cannot open the config file '$T/nothere.conf'"
+EVF_DATABASE_URL= run_top --config "$T/top.conf" --db "$T/missing.db"
+expect_exit 1
+check "--db wins over the file: the missing database was not created" test ! -e "$T/missing.db"
 
 # ---- the man page lists exactly the keys of the table ---------------------------------------
 "$TOP" --keys-mdoc >"$T/keys.gen"
