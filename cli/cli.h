@@ -156,6 +156,9 @@ bool cli_filter_given(const evf_filter *f);
 /* requeue, mark-processed, dead-letter and set-max-attempts differ only in
  * the action and, for set-max-attempts, a leading argument. */
 int cli_run_action(const cli_ctx *ctx, evf_action action, int argc, char **argv);
+/* "requeued N events" and so on, or its JSON object. */
+void cli_print_action_result(const cli_ctx *ctx, evf_action action, int arg,
+                             bool dry_run, int64_t n);
 
 /* ---- the commands (cmd_*.c) --------------------------------------------------- */
 
@@ -170,6 +173,9 @@ int cmd_mark_processed(const cli_ctx *ctx, int argc, char **argv);
 int cmd_dead_letter(const cli_ctx *ctx, int argc, char **argv);
 int cmd_set_max_attempts(const cli_ctx *ctx, int argc, char **argv);
 int cmd_stats(const cli_ctx *ctx, int argc, char **argv);
+int cmd_health(const cli_ctx *ctx, int argc, char **argv);
+int cmd_stuck(const cli_ctx *ctx, int argc, char **argv);
+int cmd_metrics(const cli_ctx *ctx, int argc, char **argv);
 int cmd_help(const cli_ctx *ctx, int argc, char **argv);
 
 /* Parse the options of a command that takes only --help; returns -1 to go
