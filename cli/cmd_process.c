@@ -127,7 +127,8 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 		OPT_EXEC = CLI_OPT_COMMAND, OPT_EXEC_TIMEOUT, OPT_PLUGIN, OPT_TYPES,
 		OPT_LIMIT, OPT_BATCH_SIZE, OPT_ONCE, OPT_OLDER_THAN, OPT_ONLY_ERRORS,
 		OPT_MAX_ATTEMPTS, OPT_REQUEUE_ERRORS, OPT_LOCK_TIMEOUT,
-		OPT_POLL_INTERVAL, OPT_NAME, OPT_NO_LISTEN
+		OPT_POLL_INTERVAL, OPT_NAME, OPT_NO_LISTEN, OPT_METRICS_TEXTFILE,
+		OPT_STATSD, OPT_METRICS_INTERVAL
 	};
 	static const struct option longopts[] = {
 		{ "exec", required_argument, NULL, OPT_EXEC },
@@ -145,6 +146,9 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 		{ "poll-interval", required_argument, NULL, OPT_POLL_INTERVAL },
 		{ "name", required_argument, NULL, OPT_NAME },
 		{ "no-listen", no_argument, NULL, OPT_NO_LISTEN },
+		{ "metrics-textfile", required_argument, NULL, OPT_METRICS_TEXTFILE },
+		{ "statsd", required_argument, NULL, OPT_STATSD },
+		{ "metrics-interval", required_argument, NULL, OPT_METRICS_INTERVAL },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -209,6 +213,20 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 			break;
 		case OPT_NO_LISTEN:
 			a->no_listen = true;
+			break;
+		case OPT_METRICS_TEXTFILE:
+			if (optarg[0] == '\0')
+				return cli_usage(ctx, "empty path for --metrics-textfile");
+			w->metrics_textfile = optarg;
+			break;
+		case OPT_STATSD:
+			w->statsd = optarg;
+			break;
+		case OPT_METRICS_INTERVAL:
+			rc = cli_parse_duration(ctx, "--metrics-interval", optarg,
+			                        &w->metrics_interval_ms);
+			if (rc == CLI_EXIT_OK && w->metrics_interval_ms == 0)
+				rc = cli_usage(ctx, "--metrics-interval must be longer than 0");
 			break;
 		default:
 			return cli_option_error(ctx, c, argv);

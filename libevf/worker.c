@@ -558,6 +558,7 @@ int evf_worker_step(evf_worker *w, size_t *out_n)
 		return rc;
 	if (b.n == 0) {
 		free(b.evs);
+		evfi_metrics_flush(w->metrics, false); /* what the last batches did */
 		return s->ops->end_batch ? s->ops->end_batch(s, true) : 0;
 	}
 	if (!(rc = batch_alloc(&b)) && !(w->leases = calloc(b.n, sizeof *w->leases)))
