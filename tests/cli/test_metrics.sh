@@ -211,10 +211,12 @@ expect_exit 2
 expect_unchanged "$T/before.json"
 
 # The interval: a long-running worker rewrites the file while it runs.
-rm -f "$W"
+# When the file can no longer be written it says so once and goes on.
+mkdir "$T/live"
+W="$T/live/worker.prom"
 evf emit g.later --in 2s >/dev/null
 evf process --metrics-textfile "$W" --metrics-interval 200ms --poll-interval 100ms \
-	--name wk --exec g.later=true >/dev/null 2>&1 &
+	--name wk --exec g.later=true >/dev/null 2>"$T/worker.err" &
 worker=$!
 n=0
 until [ "$(prom "$W" "get(s, 'evf_worker_processed_total', type='g.later', worker='wk')" 2>/dev/null)" = 1.0 ] || [ $n -ge 100 ]; do
@@ -222,7 +224,14 @@ until [ "$(prom "$W" "get(s, 'evf_worker_processed_total', type='g.later', worke
 	n=$((n + 1))
 done
 check "the running worker wrote its counts within the interval" test $n -lt 100
+rm -rf "$T/live"
+for i in 1 2 3; do evf emit g.later >/dev/null; sleep 0.5; done
+n=0
+while [ "$(count_events --type g.later --state done)" != 4 ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
 kill "$worker"
 wait "$worker" 2>/dev/null
+check "the worker went on without its file" test "$(count_events --type g.later --state done)" = 4
+check "the write error was logged once" test "$(grep -c 'metrics: cannot write' "$T/worker.err")" -eq 1
+check "as a warning" grep -q 'level=warn msg="metrics: cannot write' "$T/worker.err"
 
 finish
