@@ -620,6 +620,21 @@ static void test_activity_health_release(void **state)
 	evf_event_free(ev);
 	EVF_OK_OR_FAIL(evf_act(db, EVF_ACTION_RELEASE, &f, 0, false, &n));
 	assert_int_equal(n, 0);
+
+	/* worker options of version 1 end before the metrics fields: what
+	 * lies after them is never read */
+	evf_worker_options v1 = EVF_WORKER_OPTIONS_INIT;
+	v1.version = 1;
+	v1.metrics_textfile = "/nonexistent/dir/w.prom";
+	EVF_OK_OR_FAIL(evf_worker_new(&w, db, &v1));
+	evf_worker_free(w);
+	evf_worker_options v2 = EVF_WORKER_OPTIONS_INIT;
+	v2.metrics_textfile = "/nonexistent/dir/w.prom";
+	assert_int_equal(evf_worker_new(&w, db, &v2), EVF_ERROR);
+	v2.metrics_textfile = NULL;
+	v2.statsd = "localhost";
+	assert_int_equal(evf_worker_new(&w, db, &v2), EVF_EINVAL);
+	assert_null(w);
 	evf_close(db);
 }
 
