@@ -325,15 +325,15 @@ bool cli_filter_given(const evf_filter *f)
 
 /* ---- the action commands ------------------------------------------------------ */
 
-static void print_action_result(const cli_ctx *ctx, evf_action action,
-                                int arg, bool dry_run, int64_t n)
+void cli_print_action_result(const cli_ctx *ctx, evf_action action,
+                             int arg, bool dry_run, int64_t n)
 {
 	const char *would = dry_run ? "would " : "";
 
 	if (ctx->json) {
 		cJSON *obj = cli_json_object();
 
-		cli_json_add_string(obj, "action", ctx->cmd->name);
+		cli_json_add_string(obj, "action", evf_action_name(action));
 		cli_json_add_number(obj, "affected", (double)n);
 		cli_json_add_bool(obj, "dry_run", dry_run);
 		if (action == EVF_ACTION_SET_MAX_ATTEMPTS)
@@ -354,6 +354,9 @@ static void print_action_result(const cli_ctx *ctx, evf_action action,
 		break;
 	case EVF_ACTION_SET_MAX_ATTEMPTS:
 		printf("%sset max attempts to %d on %" PRId64 " events\n", would, arg, n);
+		break;
+	case EVF_ACTION_RELEASE:
+		printf("%s%s %" PRId64 " events\n", would, dry_run ? "release" : "released", n);
 		break;
 	}
 }
@@ -421,7 +424,7 @@ int cli_run_action(const cli_ctx *ctx, evf_action action, int argc, char **argv)
 		if (err < 0)
 			rc = cli_lib_error(ctx, err);
 		else
-			print_action_result(ctx, action, arg, dry_run, affected);
+			cli_print_action_result(ctx, action, arg, dry_run, affected);
 	}
 	if (db != NULL)
 		evf_close(db);

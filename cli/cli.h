@@ -163,6 +163,9 @@ bool cli_filter_given(const evf_filter *f);
 /* requeue, mark-processed, dead-letter and set-max-attempts differ only in
  * the action and, for set-max-attempts, a leading argument. */
 int cli_run_action(const cli_ctx *ctx, evf_action action, int argc, char **argv);
+/* "requeued N events" and so on, or its JSON object. */
+void cli_print_action_result(const cli_ctx *ctx, evf_action action, int arg,
+                             bool dry_run, int64_t n);
 
 /* ---- the commands (cmd_*.c) --------------------------------------------------- */
 
@@ -182,6 +185,9 @@ int cmd_archive(const cli_ctx *ctx, int argc, char **argv);
 int cmd_restore(const cli_ctx *ctx, int argc, char **argv);
 int cmd_bench(const cli_ctx *ctx, int argc, char **argv);
 int cmd_config(const cli_ctx *ctx, int argc, char **argv);
+int cmd_health(const cli_ctx *ctx, int argc, char **argv);
+int cmd_stuck(const cli_ctx *ctx, int argc, char **argv);
+int cmd_metrics(const cli_ctx *ctx, int argc, char **argv);
 int cmd_help(const cli_ctx *ctx, int argc, char **argv);
 
 /* Parse the options of a command that takes only --help; returns -1 to go

@@ -150,7 +150,8 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 		OPT_EXEC = CLI_OPT_COMMAND, OPT_EXEC_TIMEOUT, OPT_PLUGIN, OPT_TYPES,
 		OPT_LIMIT, OPT_BATCH_SIZE, OPT_ONCE, OPT_OLDER_THAN, OPT_ONLY_ERRORS,
 		OPT_MAX_ATTEMPTS, OPT_REQUEUE_ERRORS, OPT_LOCK_TIMEOUT,
-		OPT_POLL_INTERVAL, OPT_NAME, OPT_NO_LISTEN
+		OPT_POLL_INTERVAL, OPT_NAME, OPT_NO_LISTEN, OPT_METRICS_TEXTFILE,
+		OPT_STATSD, OPT_METRICS_INTERVAL
 	};
 	static const struct option longopts[] = {
 		{ "exec", required_argument, NULL, OPT_EXEC },
@@ -168,6 +169,9 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 		{ "poll-interval", required_argument, NULL, OPT_POLL_INTERVAL },
 		{ "name", required_argument, NULL, OPT_NAME },
 		{ "no-listen", no_argument, NULL, OPT_NO_LISTEN },
+		{ "metrics-textfile", required_argument, NULL, OPT_METRICS_TEXTFILE },
+		{ "statsd", required_argument, NULL, OPT_STATSD },
+		{ "metrics-interval", required_argument, NULL, OPT_METRICS_INTERVAL },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -228,6 +232,17 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 			break;
 		case OPT_NO_LISTEN:
 			rc = cli_set(ctx, "evf.listen", "no", "--no-listen");
+			break;
+		case OPT_METRICS_TEXTFILE:
+			if (optarg[0] == '\0')
+				return cli_usage(ctx, "empty path for --metrics-textfile");
+			rc = cli_set(ctx, "metrics.textfile", optarg, "--metrics-textfile");
+			break;
+		case OPT_STATSD:
+			rc = cli_set(ctx, "metrics.statsd", optarg, "--statsd");
+			break;
+		case OPT_METRICS_INTERVAL:
+			rc = cli_set(ctx, "metrics.interval", optarg, "--metrics-interval");
 			break;
 		default:
 			return cli_option_error(ctx, c, argv);

@@ -51,7 +51,11 @@ static const cli_command commands[] = {
 	  "  --poll-interval DURATION  sleep when idle (default: poll_interval, 1s)\n"
 	  "  --name NAME            prefix of the worker id (default: the host name)\n"
 	  "  --no-listen            PostgreSQL: poll only, no LISTEN (PgBouncer\n"
-	  "                         in transaction mode)\n",
+	  "                         in transaction mode)\n"
+	  "  --metrics-textfile PATH  write worker metrics there (Prometheus text,\n"
+	  "                         replaced atomically every interval and at exit)\n"
+	  "  --statsd HOST:PORT     send worker metrics to StatsD over UDP\n"
+	  "  --metrics-interval DURATION  how often metrics are written (default 5s)\n",
 	  cmd_process },
 	{ "list", "[OPTIONS]",
 	  "list events, oldest first (or in another order)",
@@ -78,7 +82,7 @@ static const cli_command commands[] = {
 	  "change how many tries events get",
 	  ACTION_OPTIONS, cmd_set_max_attempts },
 	{ "stats", "",
-	  "count events by state and by type",
+	  "count events by state and type, with throughput and the oldest ready age",
 	  NULL, cmd_stats },
 	{ "purge", "--older-than DURATION|TIME [OPTIONS]",
 	  "delete old done and dead events in chunks (for cron and timers)",
@@ -127,6 +131,29 @@ static const cli_command commands[] = {
 	  "show every setting, its value and where it comes from",
 	  "  --json                 machine-readable output (as the global --json)\n",
 	  cmd_config },
+	{ "health", "[OPTIONS]",
+	  "check the queue like a monitoring plugin: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
+	  "  --stuck-warning N      stuck events for WARNING (default 1)\n"
+	  "  --stuck-critical N     stuck events for CRITICAL (default 10)\n"
+	  "  --oldest-ready-warning DURATION  oldest ready event's wait (default 5m)\n"
+	  "  --oldest-ready-critical DURATION  (default 30m)\n"
+	  "  --window DURATION      window of failure-ratio and dead (default 15m)\n"
+	  "  --failure-ratio-warning X  failures / (failures + completions) (default 0.1)\n"
+	  "  --failure-ratio-critical X  (default 0.5)\n"
+	  "  --dead-warning N       events dead-lettered in the window (default 1)\n"
+	  "  --dead-critical N      (default 100)\n"
+	  "  --idle-queue DURATION  CRITICAL when events are ready this long and no\n"
+	  "                         worker holds a lease (default 5m)\n",
+	  cmd_health },
+	{ "stuck", "[--release] [--type T] [--limit N]",
+	  "list events whose lease expired, or make them ready again",
+	  "  --release              make them ready now (lease cleared, attempts kept)\n"
+	  "  --type T               event type; '*' matches any characters\n"
+	  "  --limit N              at most N events (default 100; 0 = all)\n",
+	  cmd_stuck },
+	{ "metrics", "",
+	  "print the database state in the Prometheus text format",
+	  NULL, cmd_metrics },
 	{ "help", "[COMMAND]",
 	  "show the usage of evfctl or of one command",
 	  NULL, cmd_help },

@@ -63,6 +63,10 @@ evf_time evf_now(void);
 /* Parse "500ms", "30s", "5m", "2h", "7d", "1h30m" or a bare number of
  * seconds into milliseconds.  Rejects negatives, junk and overflow. */
 int evf_duration_parse(int64_t *out_ms, const char *text);
+/* Format a duration the way evf_duration_parse reads it, to the two
+ * largest units ("500ms", "45s", "7m12s", "15m", "3h5m", "2d4h"; negative
+ * is "0s") into buf (>= 32 bytes). */
+char *evf_duration_format(char *buf, size_t len, int64_t ms);
 /* Parse "2026-01-02T03:04:05Z", "2026-01-02 03:04:05.123456" (UTC when no
  * offset is given), "+01:00" offsets, or "@UNIXSECONDS". */
 int evf_time_parse(evf_time *out, const char *text);
@@ -310,7 +314,9 @@ typedef struct evf_outcome {
 	double duration_ms;
 } evf_outcome;
 
-#define EVF_WORKER_OPTIONS_VERSION 1
+/* Version 2 appended the metrics fields; version 1 structs are still
+ * accepted (their metrics are off). */
+#define EVF_WORKER_OPTIONS_VERSION 2
 typedef struct evf_worker_options {
 	unsigned version;
 	const char *name;          /* prefix of the worker id; default hostname */
@@ -332,9 +338,16 @@ typedef struct evf_worker_options {
 	void (*on_processed)(const evf_outcome *o, void *user);
 	void (*on_failed)(const evf_outcome *o, void *user);
 	void *callback_user;
+	/* Worker metrics, off unless set (see libevf(3), Worker metrics):
+	 * a Prometheus text file rewritten atomically every interval and at
+	 * the end, and StatsD lines sent over UDP to "HOST:PORT". */
+	const char *metrics_textfile;
+	const char *statsd;
+	int64_t metrics_interval_ms; /* default 5000 (0 also means 5000) */
 } evf_worker_options;
 #define EVF_WORKER_OPTIONS_INIT { EVF_WORKER_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, \
-	false, 0, false, 0, false, 0, 0, NULL, NULL, EVF_LOG_LOGFMT, NULL, NULL, NULL }
+	false, 0, false, 0, false, 0, 0, NULL, NULL, EVF_LOG_LOGFMT, NULL, NULL, NULL, \
+	NULL, NULL, 5000 }
 
 /* The worker borrows db (keep it open until evf_worker_free). */
 int evf_worker_new(evf_worker **out, evf_db *db, const evf_worker_options *opts);
@@ -449,7 +462,9 @@ typedef enum evf_action {
 	EVF_ACTION_REQUEUE = 0,      /* ready now, attempts reset, error cleared */
 	EVF_ACTION_MARK_PROCESSED,   /* done without running */
 	EVF_ACTION_DEAD_LETTER,      /* dead, kept for inspection */
-	EVF_ACTION_SET_MAX_ATTEMPTS  /* arg = the new limit (>= 1) */
+	EVF_ACTION_SET_MAX_ATTEMPTS, /* arg = the new limit (>= 1) */
+	EVF_ACTION_RELEASE           /* stuck only: lease cleared, ready now,
+	                                attempts kept (the lost run counted) */
 } evf_action;
 
 const char *evf_action_name(evf_action a);
@@ -621,6 +636,85 @@ void evf_settings_options(const evf_settings *s, evf_options *out);
 /* Fill the worker options (name, batch size, lock timeout, poll interval,
  * log format) of *out from s; the rest is left alone.  Borrows from s. */
 void evf_settings_worker_options(const evf_settings *s, evf_worker_options *out);
+/* evf_health_check()'s thresholds from the [health] keys. */
+struct evf_health_thresholds;
+void evf_settings_health_thresholds(const evf_settings *s,
+                                    struct evf_health_thresholds *out);
+/* ---- activity, health and metrics --------------------------------------- */
+
+/* What happened since a time: completions are done rows whose
+ * processed_at is in the window; failures are rows whose last failure
+ * (last_error_at) is in the window, one per row however often it failed;
+ * dead are dead rows whose last failure is in the window (an operator's
+ * dead-letter records no time and is not counted). */
+typedef struct evf_activity_counts {
+	int64_t completed, failed, dead;
+} evf_activity_counts;
+typedef struct evf_type_activity {
+	char *type;
+	evf_activity_counts c;
+} evf_type_activity;
+typedef struct evf_activity {
+	evf_time since;
+	bool available;          /* false on a basic table: no time columns, so
+	                            the counts are unknown (-1), not zero */
+	evf_activity_counts all;
+	size_t ntypes;
+	evf_type_activity *types; /* sorted by type; only types with activity */
+} evf_activity;
+int evf_activity_get(evf_db *db, evf_time since, evf_activity **out);
+void evf_activity_free(evf_activity *a);
+
+typedef enum evf_health_status {
+	EVF_HEALTH_OK = 0, EVF_HEALTH_WARNING, EVF_HEALTH_CRITICAL, EVF_HEALTH_UNKNOWN
+} evf_health_status;
+/* "OK", "WARNING", "CRITICAL", "UNKNOWN". Static. */
+const char *evf_health_status_name(evf_health_status s);
+
+/* The thresholds of evf_health_check(); a check is at a level when its
+ * value is >= the threshold.  Durations in ms, ratios in [0, 1]. */
+#define EVF_HEALTH_THRESHOLDS_VERSION 1
+typedef struct evf_health_thresholds {
+	unsigned version;
+	int64_t stuck_warning, stuck_critical;                 /* events */
+	int64_t oldest_ready_warning_ms, oldest_ready_critical_ms;
+	int64_t window_ms;       /* of failure_ratio and dead */
+	double failure_ratio_warning, failure_ratio_critical;
+	int64_t dead_warning, dead_critical;                   /* events */
+	int64_t idle_queue_ms;   /* ready this long with no lease holder */
+} evf_health_thresholds;
+/* The defaults, written once: 1/10 stuck, 5m/30m oldest ready, a 15m
+ * window, 0.1/0.5 failure ratio, 1/100 dead, 5m idle queue. */
+#define EVF_HEALTH_THRESHOLDS_INIT { EVF_HEALTH_THRESHOLDS_VERSION, 1, 10, \
+	300000, 1800000, 900000, 0.1, 0.5, 1, 100, 300000 }
+/* EVF_EINVAL with a message naming the first bad threshold (negative,
+ * a warning above its critical, a ratio outside [0, 1], a zero window). */
+int evf_health_thresholds_validate(const evf_health_thresholds *t);
+
+typedef struct evf_health_item {
+	const char *name;        /* stuck, oldest_ready, failure_ratio, dead,
+	                            idle_queue; static */
+	evf_health_status status;
+	bool available;          /* false: needs the extended columns (OK) */
+	double value;            /* events, seconds or a ratio */
+	double warning, critical; /* thresholds in the unit of value; a
+	                             negative warning means none */
+	char *detail;            /* one line */
+} evf_health_item;
+typedef struct evf_health_report {
+	evf_health_status status; /* the worst check */
+	size_t nchecks;
+	evf_health_item *checks;
+} evf_health_report;
+/* Run every check (t NULL = the defaults).  Failing to read the database
+ * is an error return, which a monitoring plugin reports as UNKNOWN. */
+int evf_health_check(evf_db *db, const evf_health_thresholds *t,
+                     evf_health_report **out);
+void evf_health_report_free(evf_health_report *r);
+
+/* The state of the database in the Prometheus text format (0.0.4), for
+ * node_exporter's textfile collector; *out is the caller's to free(). */
+int evf_metrics_text(evf_db *db, char **out);
 
 #ifdef __cplusplus
 }

@@ -58,6 +58,9 @@ void evfi_event_clear(evf_event *ev);
 char *evfi_log_line(evf_log_format fmt, const char *worker_id,
                     const evf_outcome *o);
 
+/* A warning line for the worker log (msg is the message). */
+char *evfi_log_warning(evf_log_format fmt, const char *worker_id, const char *msg);
+
 /* True when the filter selects a subset (anything but "everything"). */
 bool evfi_filter_narrows(const evf_filter *f);
 
@@ -71,6 +74,20 @@ void evfi_buf_add(evfi_buf *b, const char *s, size_t n);
 void evfi_buf_puts(evfi_buf *b, const char *s);
 void evfi_buf_printf(evfi_buf *b, const char *fmt, ...) EVF_PRINTF(2, 3);
 void evfi_buf_free(evfi_buf *b);
+
+/* Prometheus label value: backslash, double quote and newline escaped. */
+void evfi_prom_escape(evfi_buf *b, const char *v);
+
+/* Worker metrics (metrics.c): NULL when neither a text file nor StatsD is
+ * configured.  Setting up checks both, so a bad path or address is an
+ * error of evf_worker_new. */
+typedef struct evfi_metrics evfi_metrics;
+int evfi_metrics_new(evfi_metrics **out, const evf_worker_options *o, const char *name,
+                     const char *worker_id);
+void evfi_metrics_outcome(evfi_metrics *m, const evf_outcome *o);
+/* Write and send what is due; `force` at the end of a run. */
+void evfi_metrics_flush(evfi_metrics *m, bool force);
+void evfi_metrics_free(evfi_metrics *m);
 
 /* ---- schema text shared by the backends (store/ddl.c) ------------------ */
 
@@ -110,6 +127,14 @@ void evfi_sql_state_hints(evfi_buf *b, unsigned mask, bool ext, bool pg,
                           const char *table, const char *qt);
 /* The SET list of an operator action (see store/common.c). */
 void evfi_sql_action_set(evfi_buf *b, evf_action a, bool ext, bool pg, const char *now);
+/* Rows (type, completed, failed, dead) of the activity since `since`
+ * (":since" or "$1::timestamptz"), sorted by type. */
+void evfi_sql_activity(evfi_buf *b, bool pg, const char *qt, const char *since);
+/* Add one row of that query; rows of a type are adjacent. */
+int evfi_activity_add(evf_activity *out, const char *type, int64_t completed,
+                      int64_t failed, int64_t dead);
+/* Actions that need the extended columns. */
+bool evfi_action_needs_ext(evf_action a);
 /* qsort comparator for evf_event *: priority, not_before, id. */
 int evfi_cmp_claim_order(const void *a, const void *b);
 /* Query callback that copies the first event into *(evf_event **)user. */
@@ -167,6 +192,7 @@ struct evf_worker {
 	/* the batch being worked on, for evf_job_extend */
 	evf_lease *leases;
 	size_t nleases;
+	evfi_metrics *metrics;   /* NULL: off */
 };
 
 const evfi_handler *evfi_handler_find(const evf_worker *w, const char *type);

@@ -97,3 +97,33 @@ char *evfi_log_line(evf_log_format fmt, const char *worker_id, const evf_outcome
 	}
 	return b.data;
 }
+
+char *evfi_log_warning(evf_log_format fmt, const char *worker_id, const char *msg)
+{
+	char ts[40];
+
+	evf_time_format(ts, sizeof ts, evf_now());
+	if (fmt == EVF_LOG_JSON) {
+		cJSON *j = cJSON_CreateObject();
+		if (!j)
+			return NULL;
+		cJSON_AddStringToObject(j, "ts", ts);
+		cJSON_AddStringToObject(j, "level", "warn");
+		cJSON_AddStringToObject(j, "msg", msg);
+		cJSON_AddStringToObject(j, "worker", worker_id);
+		char *s = cJSON_PrintUnformatted(j);
+		cJSON_Delete(j);
+		return s;
+	}
+	evfi_buf b = { 0 };
+	evfi_buf_puts(&b, "ts=");
+	logfmt_value(&b, ts);
+	evfi_buf_puts(&b, " level=warn");
+	logfmt_pair(&b, "msg", msg);
+	logfmt_pair(&b, "worker", worker_id);
+	if (b.oom) {
+		evfi_buf_free(&b);
+		return NULL;
+	}
+	return b.data;
+}

@@ -111,7 +111,7 @@ int evf_act(evf_db *db, evf_action a, const evf_filter *f, int arg,
 	int rc = check_filter(f);
 	if (rc)
 		return rc;
-	if ((unsigned)a > EVF_ACTION_SET_MAX_ATTEMPTS)
+	if ((unsigned)a > EVF_ACTION_RELEASE)
 		return evfi_fail(EVF_EINVAL, "unknown action %d", (int)a);
 	if (a == EVF_ACTION_SET_MAX_ATTEMPTS && arg < 1)
 		return evfi_fail(EVF_EINVAL, "max attempts must be at least 1 (got %d)", arg);
@@ -152,4 +152,42 @@ void evf_error_groups_free(evf_error_group *g, size_t n)
 		free(g[i].message);
 	}
 	free(g);
+}
+
+int evf_activity_get(evf_db *db, evf_time since, evf_activity **out)
+{
+	evf_activity *a = calloc(1, sizeof *a);
+	int rc;
+
+	*out = NULL;
+	if (!a)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	a->since = since;
+	if ((rc = evf_schema_extended(db)) < 0) {
+		free(a);
+		return rc;
+	}
+	if (rc == 0) {
+		/* no processed_at nor last_error_at: unknown, not zero */
+		a->all = (evf_activity_counts){ -1, -1, -1 };
+		*out = a;
+		return 0;
+	}
+	a->available = true;
+	if ((rc = db->store->ops->activity(db->store, since, a))) {
+		evf_activity_free(a);
+		return rc;
+	}
+	*out = a;
+	return 0;
+}
+
+void evf_activity_free(evf_activity *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < a->ntypes; i++)
+		free(a->types[i].type);
+	free(a->types);
+	free(a);
 }

@@ -867,4 +867,22 @@ void evf_settings_worker_options(const evf_settings *s, evf_worker_options *out)
 	out->lock_timeout_ms = s->evf.lock_timeout_ms;
 	out->poll_interval_ms = s->evf.poll_interval_ms;
 	out->log_format = s->evf.log_format;
+	out->metrics_textfile = s->metrics.textfile;
+	out->statsd = s->metrics.statsd;
+	out->metrics_interval_ms = s->metrics.interval_ms;
+}
+
+void evf_settings_health_thresholds(const evf_settings *s, evf_health_thresholds *out)
+{
+	*out = (evf_health_thresholds)EVF_HEALTH_THRESHOLDS_INIT;
+	out->stuck_warning = s->health.stuck_warning;
+	out->stuck_critical = s->health.stuck_critical;
+	out->oldest_ready_warning_ms = s->health.oldest_ready_warning_ms;
+	out->oldest_ready_critical_ms = s->health.oldest_ready_critical_ms;
+	out->window_ms = s->health.window_ms;
+	out->failure_ratio_warning = s->health.failure_ratio_warning;
+	out->failure_ratio_critical = s->health.failure_ratio_critical;
+	out->dead_warning = s->health.dead_warning;
+	out->dead_critical = s->health.dead_critical;
+	out->idle_queue_ms = s->health.idle_queue_ms;
 }

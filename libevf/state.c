@@ -70,7 +70,7 @@ evf_state evfi_state_of(const evf_event *ev, evf_time now)
 }
 
 static const char *const action_names[] = {
-	"requeue", "mark-processed", "dead-letter", "set-max-attempts",
+	"requeue", "mark-processed", "dead-letter", "set-max-attempts", "release",
 };
 
 const char *evf_action_name(evf_action a)
@@ -91,6 +91,8 @@ unsigned evf_action_states(evf_action a)
 		return S(PENDING) | S(SCHEDULED) | S(FAILED) | S(STUCK);
 	case EVF_ACTION_SET_MAX_ATTEMPTS:
 		return S(PENDING) | S(SCHEDULED) | S(FAILED) | S(STUCK) | S(DEAD);
+	case EVF_ACTION_RELEASE:
+		return S(STUCK);
 	}
 	return 0;
 }

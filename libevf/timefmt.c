@@ -72,6 +72,32 @@ int evf_duration_parse(int64_t *out_ms, const char *text)
 	return 0;
 }
 
+char *evf_duration_format(char *buf, size_t len, int64_t ms)
+{
+	static const struct { int64_t s; const char *unit; } u[] = {
+		{ 86400, "d" }, { 3600, "h" }, { 60, "m" }, { 1, "s" },
+	};
+	int64_t s = ms > 0 ? ms / 1000 : 0;
+
+	if (ms > 0 && ms < 1000) {
+		snprintf(buf, len, "%lldms", (long long)ms);
+		return buf;
+	}
+	for (size_t i = 0; i < sizeof u / sizeof *u; i++) {
+		if (s < u[i].s && u[i].s > 1)
+			continue;
+		/* the largest unit, then the next one unless it is zero */
+		int64_t rest = i + 1 < sizeof u / sizeof *u ? s % u[i].s / u[i + 1].s : 0;
+		if (rest)
+			snprintf(buf, len, "%lld%s%lld%s", (long long)(s / u[i].s), u[i].unit,
+			         (long long)rest, u[i + 1].unit);
+		else
+			snprintf(buf, len, "%lld%s", (long long)(s / u[i].s), u[i].unit);
+		break;
+	}
+	return buf;
+}
+
 /* Days since the epoch of a civil date (proleptic Gregorian). */
 static int64_t days_from_civil(int64_t y, int m, int d)
 {

@@ -10,6 +10,7 @@
 #include "evf_internal.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/types.h>
 #include <string.h>
@@ -38,16 +39,17 @@ int evf_worker_new(evf_worker **out, evf_db *db, const evf_worker_options *opts)
 	*out = NULL;
 	if (!db)
 		return evfi_fail(EVF_EINVAL, "no database given to the worker");
-	if (opts && opts->version != EVF_WORKER_OPTIONS_VERSION)
+	if (opts && opts->version != EVF_WORKER_OPTIONS_VERSION && opts->version != 1)
 		return evfi_fail(EVF_EINVAL, "worker options version %u is not supported",
 		                 opts->version);
 	if (!(w = calloc(1, sizeof *w)))
 		return evfi_fail(EVF_ENOMEM, "out of memory");
 	w->db = db;
-	if (opts)
+	w->o = (evf_worker_options)EVF_WORKER_OPTIONS_INIT;
+	if (opts && opts->version == 1) /* the fields before the metrics */
+		memcpy(&w->o, opts, offsetof(evf_worker_options, metrics_textfile));
+	else if (opts)
 		w->o = *opts;
-	else
-		w->o = (evf_worker_options)EVF_WORKER_OPTIONS_INIT;
 	if (w->o.batch_size <= 0)
 		w->o.batch_size = 100;
 	if (w->o.batch_size > 10000) {
@@ -57,7 +59,8 @@ int evf_worker_new(evf_worker **out, evf_db *db, const evf_worker_options *opts)
 		return EVF_EINVAL;
 	}
 	if (w->o.limit < 0 || w->o.older_than_ms < 0 || w->o.max_attempts < 0 ||
-	    w->o.lock_timeout_ms < 0 || w->o.poll_interval_ms < 0) {
+	    w->o.lock_timeout_ms < 0 || w->o.poll_interval_ms < 0 ||
+	    w->o.metrics_interval_ms < 0) {
 		free(w);
 		return evfi_fail(EVF_EINVAL, "worker options must not be negative");
 	}
@@ -77,7 +80,16 @@ int evf_worker_new(evf_worker **out, evf_db *db, const evf_worker_options *opts)
 	evfi_buf_printf(&b, "%s:%ld:%04x", w->o.name ? w->o.name : host, (long)getpid(),
 	                (unsigned)(rng_next(w) & 0xffff));
 	w->id = b.data;
+	if (w->id) {
+		int rc = evfi_metrics_new(&w->metrics, &w->o, w->o.name ? w->o.name : host, w->id);
+		if (rc) {
+			free(w->id);
+			free(w);
+			return rc;
+		}
+	}
 	w->o.name = NULL;
+	w->o.metrics_textfile = w->o.statsd = NULL; /* the caller's strings */
 	if (w->o.ntypes && w->o.types) {
 		w->types = calloc(w->o.ntypes, sizeof *w->types);
 		for (size_t i = 0; w->types && i < w->o.ntypes; i++)
@@ -103,6 +115,8 @@ void evf_worker_free(evf_worker *w)
 {
 	if (!w)
 		return;
+	evfi_metrics_flush(w->metrics, true);
+	evfi_metrics_free(w->metrics);
 	evfi_handlers_free(w);
 	evfi_plugins_close(w);
 	for (size_t i = 0; i < w->ntypes; i++)
@@ -276,6 +290,7 @@ static void report(evf_worker *w, const evf_outcome *o)
 			w->o.log(w->o.log_user, line);
 		free(line);
 	}
+	evfi_metrics_outcome(w->metrics, o);
 	if (o->ok || o->skipped) {
 		if (w->o.on_processed)
 			w->o.on_processed(o, w->o.callback_user);
@@ -543,6 +558,7 @@ int evf_worker_step(evf_worker *w, size_t *out_n)
 		return rc;
 	if (b.n == 0) {
 		free(b.evs);
+		evfi_metrics_flush(w->metrics, false); /* what the last batches did */
 		return s->ops->end_batch ? s->ops->end_batch(s, true) : 0;
 	}
 	if (!(rc = batch_alloc(&b)) && !(w->leases = calloc(b.n, sizeof *w->leases)))
@@ -571,6 +587,7 @@ int evf_worker_step(evf_worker *w, size_t *out_n)
 	free(w->leases);
 	w->leases = NULL;
 	w->nleases = 0;
+	evfi_metrics_flush(w->metrics, false);
 	return rc;
 }
 
@@ -597,7 +614,17 @@ static int requeue_errors(evf_worker *w)
 	return 0;
 }
 
+static int run_loop(evf_worker *w);
+
+/* The loop, then the metrics of the whole run written once more. */
 int evf_worker_run(evf_worker *w)
+{
+	int rc = run_loop(w);
+	evfi_metrics_flush(w->metrics, true);
+	return rc;
+}
+
+static int run_loop(evf_worker *w)
 {
 	int rc;
 	if (w->o.requeue_errors && (rc = requeue_errors(w)))

@@ -232,5 +232,58 @@ void evfi_sql_action_set(evfi_buf *b, evf_action a, bool ext, bool pg, const cha
 	case EVF_ACTION_SET_MAX_ATTEMPTS:
 		evfi_buf_puts(b, "max_attempts = ");
 		break;
+	case EVF_ACTION_RELEASE:
+		/* attempts stay: the claim that was lost counted its run */
+		evfi_buf_printf(b, "locked_by = NULL, locked_until = NULL, not_before = %s", now);
+		break;
 	}
+}
+
+bool evfi_action_needs_ext(evf_action a)
+{
+	return a == EVF_ACTION_SET_MAX_ATTEMPTS || a == EVF_ACTION_RELEASE;
+}
+
+/* Two index walks in one statement: completions through the processed_at
+ * index, failures through the last_error_at one (1 ms instead of a 1 s
+ * scan at a million rows).  On SQLite the unary + keeps the planner off
+ * the (processed, type), (error, date) and (type, idempotency_key)
+ * indexes, which it would otherwise walk whole to save a sort. */
+void evfi_sql_activity(evfi_buf *b, bool pg, const char *qt, const char *since)
+{
+	const char *p = pg ? "processed" : "+processed = 1";
+	const char *e = pg ? "NOT error" : "+error = 0";
+	const char *g = pg ? "type" : "+type";
+	const char *dead = pg ? "dead OR (processed AND error)"
+	                      : "dead = 1 OR (processed = 1 AND error = 1)";
+	evfi_buf_printf(b, "SELECT type, count(*), 0, 0 FROM %s WHERE processed_at >= %s "
+	                "AND %s AND %s AND dead = %s GROUP BY %s UNION ALL "
+	                "SELECT type, 0, count(*), sum(CASE WHEN %s THEN 1 ELSE 0 END) "
+	                "FROM %s WHERE last_error_at >= %s GROUP BY %s ORDER BY 1",
+	                qt, since, p, e, pg ? "false" : "0", g, dead, qt, since, g);
+}
+
+int evfi_activity_add(evf_activity *out, const char *type, int64_t completed,
+                      int64_t failed, int64_t dead)
+{
+	if (!type)
+		type = "";
+	if (!out->ntypes || strcmp(out->types[out->ntypes - 1].type, type)) {
+		evf_type_activity *t = realloc(out->types, (out->ntypes + 1) * sizeof *t);
+		if (!t)
+			return evfi_fail(EVF_ENOMEM, "out of memory");
+		out->types = t;
+		memset(&t[out->ntypes], 0, sizeof *t);
+		if (!(t[out->ntypes].type = strdup(type)))
+			return evfi_fail(EVF_ENOMEM, "out of memory");
+		out->ntypes++;
+	}
+	evf_activity_counts *c = &out->types[out->ntypes - 1].c;
+	c->completed += completed;
+	c->failed += failed;
+	c->dead += dead;
+	out->all.completed += completed;
+	out->all.failed += failed;
+	out->all.dead += dead;
+	return 0;
 }

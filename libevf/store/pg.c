@@ -1184,8 +1184,8 @@ static int pg_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
 		return ext;
 	if (dry_run)
 		return pg_count(base, f, affected);
-	if (a == EVF_ACTION_SET_MAX_ATTEMPTS && !ext)
-		return need_extended(s, "set-max-attempts");
+	if (evfi_action_needs_ext(a) && !ext)
+		return need_extended(s, evf_action_name(a));
 	q_sql(&q, "UPDATE %s SET ", s->qt);
 	evfi_sql_action_set(&q.sql, a, ext, true, "now()");
 	if (a == EVF_ACTION_SET_MAX_ATTEMPTS)
@@ -1495,6 +1495,32 @@ static int pg_durability(evf_store *base, char *buf, size_t len)
 	return 0;
 }
 
+static int pg_activity(evf_store *base, evf_time since, evf_activity *out)
+{
+	pg_store *s = PG(base);
+	pgq q = { 0 };
+	int rc;
+
+	/* $1 twice: the statement is built around its single argument */
+	evfi_sql_activity(&q.sql, true, s->qt, "$1::timestamptz");
+	char buf[48];
+	evf_time_format(buf, sizeof buf, since);
+	strcat(buf, "+00");
+	q.args[0] = strdup(buf);
+	q.n = 1;
+	if (!q.args[0])
+		q.oom = true;
+	PGresult *r = run(s, &q, "counting recent activity", &rc);
+	q_free(&q);
+	if (!r)
+		return rc;
+	for (int i = 0; !rc && i < PQntuples(r); i++)
+		rc = evfi_activity_add(out, PQgetvalue(r, i, 0), ival(r, i, 1), ival(r, i, 2),
+		                       ival(r, i, 3));
+	PQclear(r);
+	return rc;
+}
+
 /* ---- the console's header -------------------------------------------------- */
 
 /* Beyond this many rows (by the planner's estimate) the total is not
@@ -1702,6 +1728,7 @@ static const evf_store_ops pg_ops = {
 	.restore = pg_restore,
 	.drop = pg_drop,
 	.durability = pg_durability,
+	.activity = pg_activity,
 };
 
 static pg_store *pg_new(const evf_options *o, const char *table)

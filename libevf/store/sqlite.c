@@ -1044,8 +1044,8 @@ static int sq_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
 		return ext;
 	if (dry_run)
 		return sq_count(base, f, affected);
-	if (a == EVF_ACTION_SET_MAX_ATTEMPTS && !ext)
-		return need_extended(s, "set-max-attempts");
+	if (evfi_action_needs_ext(a) && !ext)
+		return need_extended(s, evf_action_name(a));
 	evfi_buf_printf(&sql, "UPDATE %s SET ", s->qt);
 	evfi_sql_action_set(&sql, a, ext, false, ":now");
 	if (a == EVF_ACTION_SET_MAX_ATTEMPTS)
@@ -1336,6 +1336,34 @@ static int sq_durability(evf_store *base, char *buf, size_t len)
 	return 0;
 }
 
+static int sq_activity(evf_store *base, evf_time since, evf_activity *out)
+{
+	sq_store *s = SQ(base);
+	evfi_buf sql = { 0 };
+	sqlite3_stmt *st;
+	int rc;
+
+	evfi_sql_activity(&sql, false, s->qt, ":since");
+	if (sql.oom) {
+		evfi_buf_free(&sql);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	rc = sqlite3_prepare_v2(s->db, sql.data, -1, &st, NULL);
+	evfi_buf_free(&sql);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "counting recent activity");
+	bind_time(st, ":since", since);
+	int err = 0;
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		err = evfi_activity_add(out, (const char *)sqlite3_column_text(st, 0),
+		                        sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
+		                        sqlite3_column_int64(st, 3));
+	if (!err && rc != SQLITE_DONE)
+		err = sq_err(s, rc, "counting recent activity");
+	sqlite3_finalize(st);
+	return err;
+}
+
 /* ---- the console's header -------------------------------------------------- */
 
 /* Beyond this many rows the total is estimated from the id range instead
@@ -1514,6 +1542,7 @@ static const evf_store_ops sqlite_ops = {
 	.restore = sq_restore,
 	.drop = sq_drop,
 	.durability = sq_durability,
+	.activity = sq_activity,
 };
 
 static sq_store *sq_new(const evf_options *o, const char *table)

@@ -90,6 +90,9 @@ typedef struct evf_store_ops {
 	int (*overview)(evf_store *s, evf_overview *out);
 	/* Groups of failed and dead events by (type, error message). */
 	int (*error_groups)(evf_store *s, size_t limit, evf_error_group **out, size_t *n);
+	/* Completions, failures and dead-letterings since `since`, by type
+	 * (out->since is set; basic tables are evf_activity_get's business). */
+	int (*activity)(evf_store *s, evf_time since, evf_activity *out);
 	/* f->states is already restricted to the action's states. */
 	int (*act)(evf_store *s, evf_action a, const evf_filter *f, int arg,
 	           bool dry_run, int64_t *affected);

@@ -77,6 +77,32 @@ psql_q() {
 	done
 }
 
+# sql STATEMENT: run it on the test database outside evfctl (psql, or
+# Python's sqlite3) and print the rows, one per line, columns separated by
+# '|'.
+sql() {
+	if [ "$BACKEND" = pg ]; then
+		psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" -c "$1"
+	else
+		python3 - "$DB" "$1" <<'EOF'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+for row in c.execute(sys.argv[2]):
+    print("|".join("" if v is None else str(v) for v in row))
+c.commit()
+EOF
+	fi
+}
+
+# kill_tree PID: a process and its descendants (a worker and the handler
+# it runs), with SIGKILL, as a crash would.
+kill_tree() {
+	for _c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+		kill_tree "$_c"
+	done
+	kill -9 "$1" 2>/dev/null
+}
+
 # drop_pg_table NAME: the table and its evf_schema row, so that a later
 # script with the same pid starts clean.
 drop_pg_table() {
@@ -96,22 +122,6 @@ cli_cleanup() {
 if [ "$BACKEND" = pg ]; then
 	drop_pg_table "$TABLE"
 fi
-
-# sql STATEMENT: run it on the test database outside evfctl and print the
-# rows, one per line, columns separated by '|'.
-sql() {
-	if [ "$BACKEND" = pg ]; then
-		psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" -c "$1"
-	else
-		python3 - "$DB" "$1" <<'EOF'
-import sqlite3, sys
-c = sqlite3.connect(sys.argv[1])
-for row in c.execute(sys.argv[2]):
-    print("|".join("" if v is None else str(v) for v in row))
-c.commit()
-EOF
-	fi
-}
 
 # evf ARGS...: evfctl on this script's table (a later --table wins).
 evf() {

@@ -296,4 +296,20 @@ run --config "$T/l.conf" process --once
 check "log_level = error in the file: one line" test "$(wc -l <"$T/err")" -eq 1
 expect_stderr_contains "msg=dead"
 
+# [health] and [metrics] reach evfctl health and the worker; flags still win.
+printf '[health]\nstuck_warning = 3\nstuck_critical = 7\nwindow = 2h\n[metrics]\ntextfile = %s\n' \
+	"$T/w.prom" >"$T/hm.conf"
+run --config "$T/hm.conf" --json health
+expect_json "[(c['warning'], c['critical']) for c in d['checks'] if c['name'] == 'stuck']" "[[3, 7]]"
+run --config "$T/hm.conf" --json health --stuck-critical 9
+expect_json "[(c['warning'], c['critical']) for c in d['checks'] if c['name'] == 'stuck']" "[[3, 9]]"
+run --config "$T/hm.conf" process --once --exec 'l.ok=cat >/dev/null'
+expect_exit 0
+check "metrics.textfile of the file: the worker writes it" grep -q '^# TYPE evf_worker_processed_total' "$T/w.prom"
+run --config "$T/hm.conf" process --once --exec 'l.ok=true' --metrics-textfile "$T/w2.prom"
+check "--metrics-textfile wins over the file" test -s "$T/w2.prom"
+EVF_METRICS_STATSD=nocolon run --config "$T/hm.conf" health
+expect_exit 2
+expect_stderr_contains "EVF_METRICS_STATSD"
+
 finish

@@ -5,7 +5,7 @@
 run --help
 expect_exit 0
 expect_stdout_contains "usage: evfctl"
-for cmd in init emit process list show requeue mark-processed dead-letter set-max-attempts stats config help; do
+for cmd in init emit process list show requeue mark-processed dead-letter set-max-attempts stats health stuck metrics purge archive restore bench config help; do
 	expect_stdout_contains "  $cmd "
 done
 expect_stderr_empty
@@ -92,8 +92,11 @@ expect_stdout_contains "mark-processed"
 run s
 expect_exit 2
 expect_one_error_line
-expect_stderr_contains "ambiguous command 's': show, set-max-attempts, stats"
+expect_stderr_contains "ambiguous command 's': show, set-max-attempts, stats, stuck"
 run st
+expect_exit 2
+expect_stderr_contains "ambiguous command 'st': stats, stuck"
+run sta
 expect_exit 0
 expect_stdout_contains "total"
 run --json stats

@@ -5,6 +5,7 @@
  */
 #include "contract.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -530,6 +531,114 @@ static void test_worker_outcomes(void **state)
 	evf_close(db);
 }
 
+/* Activity in a window, the health checks built on it, the release of
+ * stuck events, and the Prometheus text. */
+static void test_activity_health_release(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	int64_t lost = emit(db, "gone", "{}"); /* first: the claim below takes it */
+	emit(db, "ok", "{}");
+	emit(db, "ok", "{}");
+	emit(db, "fatal", "{}");
+	evf_event **evs;
+	assert_int_equal(claim(db, "vanished", 1, 1, &evs), 1);
+	assert_int_equal(evs[0]->id, lost);
+	free_events(evs, 1);
+	tu_sleep_ms(20);
+	assert_int_equal(state_of(db, lost), EVF_STATE_STUCK);
+
+	evf_time before = evf_now() - 60 * 1000000LL;
+	evf_worker_options wo = EVF_WORKER_OPTIONS_INIT;
+	wo.once = true;
+	evf_worker *w = worker(db, &wo);
+	seen ok = { 0 }, fatal = { 0 };
+	evf_handler_options ho = EVF_HANDLER_OPTIONS_INIT;
+	ho.user = &ok;
+	EVF_OK_OR_FAIL(evf_register(w, "ok", h_ok, &ho));
+	ho.user = &fatal;
+	EVF_OK_OR_FAIL(evf_register(w, "fatal", h_fatal, &ho));
+	EVF_OK_OR_FAIL(evf_worker_run(w));
+	evf_worker_free(w);
+
+	evf_activity *a;
+	EVF_OK_OR_FAIL(evf_activity_get(db, before, &a));
+	assert_true(a->available);
+	assert_int_equal(a->all.completed, 2);
+	assert_int_equal(a->all.failed, 1);
+	assert_int_equal(a->all.dead, 1);
+	assert_int_equal(a->ntypes, 2);
+	assert_string_equal(a->types[0].type, "fatal");
+	assert_int_equal(a->types[0].c.dead, 1);
+	assert_string_equal(a->types[1].type, "ok");
+	assert_int_equal(a->types[1].c.completed, 2);
+	evf_activity_free(a);
+	EVF_OK_OR_FAIL(evf_activity_get(db, evf_now() + 3600 * 1000000LL, &a));
+	assert_int_equal(a->all.completed + a->all.failed + a->all.dead, 0);
+	assert_int_equal(a->ntypes, 0);
+	evf_activity_free(a);
+
+	evf_health_report *r;
+	EVF_OK_OR_FAIL(evf_health_check(db, NULL, &r));
+	assert_int_equal(r->nchecks, 5);
+	assert_int_equal(r->status, EVF_HEALTH_WARNING);
+	assert_string_equal(r->checks[0].name, "stuck");
+	assert_int_equal(r->checks[0].status, EVF_HEALTH_WARNING);
+	assert_true(r->checks[0].value == 1.0);
+	assert_string_equal(r->checks[2].name, "failure_ratio");
+	assert_true(fabs(r->checks[2].value - 1.0 / 3.0) < 1e-9);
+	assert_int_equal(r->checks[3].status, EVF_HEALTH_WARNING); /* one dead */
+	evf_health_report_free(r);
+	evf_health_thresholds t = EVF_HEALTH_THRESHOLDS_INIT;
+	t.stuck_critical = 1;
+	EVF_OK_OR_FAIL(evf_health_check(db, &t, &r));
+	assert_int_equal(r->status, EVF_HEALTH_CRITICAL);
+	evf_health_report_free(r);
+	t.stuck_warning = 2;
+	assert_int_equal(evf_health_check(db, &t, &r), EVF_EINVAL);
+	assert_null(r);
+
+	char *text;
+	EVF_OK_OR_FAIL(evf_metrics_text(db, &text));
+	assert_non_null(strstr(text, "\nevf_events{state=\"done\",type=\"ok\"} 2\n"));
+	assert_non_null(strstr(text, "\nevf_events{state=\"stuck\",type=\"gone\"} 1\n"));
+	assert_non_null(strstr(text, "\nevf_dead_events 1\n"));
+	free(text);
+
+	/* release: only stuck events, ready now, attempts kept */
+	evf_filter f = EVF_FILTER_INIT;
+	f.all = true;
+	int64_t n;
+	EVF_OK_OR_FAIL(evf_act(db, EVF_ACTION_RELEASE, &f, 0, true, &n));
+	assert_int_equal(n, 1);
+	EVF_OK_OR_FAIL(evf_act(db, EVF_ACTION_RELEASE, &f, 0, false, &n));
+	assert_int_equal(n, 1);
+	evf_event *ev = get(db, lost);
+	assert_int_equal(ev->state, EVF_STATE_PENDING);
+	assert_int_equal(ev->attempts, 1);
+	assert_null(ev->locked_by);
+	assert_int_equal(ev->locked_until, 0);
+	evf_event_free(ev);
+	EVF_OK_OR_FAIL(evf_act(db, EVF_ACTION_RELEASE, &f, 0, false, &n));
+	assert_int_equal(n, 0);
+
+	/* worker options of version 1 end before the metrics fields: what
+	 * lies after them is never read */
+	evf_worker_options v1 = EVF_WORKER_OPTIONS_INIT;
+	v1.version = 1;
+	v1.metrics_textfile = "/nonexistent/dir/w.prom";
+	EVF_OK_OR_FAIL(evf_worker_new(&w, db, &v1));
+	evf_worker_free(w);
+	evf_worker_options v2 = EVF_WORKER_OPTIONS_INIT;
+	v2.metrics_textfile = "/nonexistent/dir/w.prom";
+	assert_int_equal(evf_worker_new(&w, db, &v2), EVF_ERROR);
+	v2.metrics_textfile = NULL;
+	v2.statsd = "localhost";
+	assert_int_equal(evf_worker_new(&w, db, &v2), EVF_EINVAL);
+	assert_null(w);
+	evf_close(db);
+}
+
 static void test_worker_batch_when_and_correlation(void **state)
 {
 	(void)state;
@@ -755,6 +864,21 @@ static void test_basic_table_from_original_package(void **state)
 	f = (evf_filter)EVF_FILTER_INIT;
 	f.all = true;
 	assert_int_equal(evf_act(db, EVF_ACTION_SET_MAX_ATTEMPTS, &f, 3, false, &n), EVF_EBASIC);
+	assert_int_equal(evf_act(db, EVF_ACTION_RELEASE, &f, 0, false, &n), EVF_EBASIC);
+	/* no time columns: activity is unknown, and the checks that need it
+	 * say so instead of paging */
+	evf_activity *act;
+	EVF_OK_OR_FAIL(evf_activity_get(db, 0, &act));
+	assert_false(act->available);
+	assert_int_equal(act->all.completed, -1);
+	evf_activity_free(act);
+	evf_health_report *hr;
+	EVF_OK_OR_FAIL(evf_health_check(db, NULL, &hr));
+	assert_string_equal(hr->checks[0].name, "stuck");
+	assert_false(hr->checks[0].available);
+	assert_int_equal(hr->checks[0].status, EVF_HEALTH_OK);
+	assert_true(hr->checks[1].available); /* oldest_ready works on dates */
+	evf_health_report_free(hr);
 	evf_emit_options eo = EVF_EMIT_OPTIONS_INIT;
 	EVF_OK_OR_FAIL(evf_emit(db, "c", "{}", &eo, NULL));
 	eo.key = "k";
@@ -1243,6 +1367,7 @@ int contract_run(const contract_backend *b)
 		cmocka_unit_test(test_extend_and_release),
 		cmocka_unit_test(test_lease_renewed_for_waiting_events),
 		cmocka_unit_test(test_worker_outcomes),
+		cmocka_unit_test(test_activity_health_release),
 		cmocka_unit_test(test_worker_batch_when_and_correlation),
 		cmocka_unit_test(test_worker_selection_options),
 		cmocka_unit_test(test_worker_max_attempts_and_requeue_errors),

@@ -57,11 +57,34 @@ static void test_times(void **state)
 	assert_true(strcmp(a, b) < 0);
 }
 
+/* The largest two units, and what comes out parses back to the input
+ * (to the precision kept). */
+static void test_duration_format(void **state)
+{
+	static const struct { int64_t ms; const char *text; int64_t back; } cases[] = {
+		{ -5, "0s", 0 }, { 0, "0s", 0 }, { 1, "1ms", 1 }, { 999, "999ms", 999 },
+		{ 1000, "1s", 1000 }, { 1500, "1s", 1000 }, { 59000, "59s", 59000 },
+		{ 60000, "1m", 60000 }, { 432000, "7m12s", 432000 }, { 900000, "15m", 900000 },
+		{ 3660000, "1h1m", 3660000 }, { 3661000, "1h1m", 3660000 },
+		{ 86400000, "1d", 86400000 }, { 187200000, "2d4h", 187200000 },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		char buf[32];
+		int64_t back;
+		assert_string_equal(evf_duration_format(buf, sizeof buf, cases[i].ms),
+		                    cases[i].text);
+		EVF_OK_OR_FAIL(evf_duration_parse(&back, buf));
+		assert_int_equal(back, cases[i].back);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_times),
+		cmocka_unit_test(test_duration_format),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
