@@ -532,6 +532,16 @@ int cli_main(int argc, char **argv)
 
 	argc -= optind;
 	argv += optind;
+	/* `evfctl stats --json` means what `evfctl --json stats` does: the
+	 * option is taken out wherever it stands (up to a "--") */
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--json") != 0)
+			continue;
+		ctx.json = true;
+		memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof *argv);
+		argc--;
+		i--;
+	}
 	rc = load_settings(&ctx, config, db, table, log_format, argc, argv);
 	if (rc == CLI_EXIT_OK) {
 		optind = 0; /* a full reset of getopt for the command's own parse */

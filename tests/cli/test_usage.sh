@@ -102,10 +102,14 @@ expect_stdout_contains "total"
 run --json stats
 expect_json "d['total']" 0
 
-# Global options come before the command: after it they are the command's.
+# Global options come before the command, except --json, which may also
+# follow it.
 run list --json
+expect_exit 0
+expect_stdout_equals "[]"
+run list --table evf_event
 expect_exit 2
-expect_stderr_contains "unknown option '--json'"
+expect_stderr_contains "unknown option '--table'"
 
 # Database: --db wins over $EVF_DATABASE_URL; neither is a usage error.
 run --db "$T/other.db" list
