@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define STMT_CACHE 24
@@ -1364,6 +1365,45 @@ static int sq_activity(evf_store *base, evf_time since, evf_activity *out)
 	return err;
 }
 
+/* ---- waking idle workers ------------------------------------------------------ */
+
+/* Bumped by every commit of another connection; reading it touches only
+ * the WAL index in shared memory, not the disk.  -1 when unreadable. */
+static int64_t data_version(sq_store *s)
+{
+	sqlite3_stmt *st;
+	int64_t v = -1;
+	if (prepare(s, "PRAGMA data_version", &st) == 0) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	return v;
+}
+
+/* SQLite has no notifications, but an idle worker can watch for commits
+ * cheaply: every millisecond at first, backing off to every 16 ms, so a
+ * new event starts within a few milliseconds instead of a poll interval
+ * (1 s by default) while an idle worker costs a few dozen reads a second.
+ * Any commit wakes it (a completion too); the claim that follows decides. */
+static int sq_wait(evf_store *base, int64_t ms, volatile sig_atomic_t *stop)
+{
+	sq_store *s = SQ(base);
+	int64_t seen = data_version(s), step = 1;
+	while (ms > 0 && !(stop && *stop)) {
+		int64_t nap = step < ms ? step : ms;
+		struct timespec ts = { (time_t)(nap / 1000), (long)(nap % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+		ms -= nap;
+		int64_t now = data_version(s);
+		if (seen >= 0 && now >= 0 && now != seen)
+			return 1;
+		if (step < 16)
+			step *= 2;
+	}
+	return 0;
+}
+
 /* ---- the console's header -------------------------------------------------- */
 
 /* Beyond this many rows the total is estimated from the id range instead
@@ -1542,6 +1582,7 @@ static const evf_store_ops sqlite_ops = {
 	.restore = sq_restore,
 	.drop = sq_drop,
 	.durability = sq_durability,
+	.wait = sq_wait,
 	.activity = sq_activity,
 };
 

@@ -222,4 +222,27 @@ expect_exit 0
 expect_stdout_equals "processed 1, failed 0 (retrying 0, dead 0), skipped 0"
 check "the idle worker stopped promptly" test $((end - start)) -le 2
 
+# An idle worker is woken by another connection's emit, long before its
+# poll interval (an hour here): LISTEN/NOTIFY on PostgreSQL, the commit
+# watch on SQLite.
+"$EVFCTL" --table "$TABLE" process --poll-interval 1h --limit 1 \
+	--exec "wake.me=cat >/dev/null" >"$T/wake.out" 2>"$T/wake.err" &
+pid=$!
+sleep 0.5
+emit_id wake.me >/dev/null
+n=0
+while kill -0 "$pid" 2>/dev/null && [ $n -lt 200 ]; do sleep 0.1; n=$((n + 1)); done
+if kill -0 "$pid" 2>/dev/null; then
+	kill -TERM "$pid"
+	status=1
+else
+	wait "$pid"
+	status=$?
+fi
+last="idle worker with a 1h poll interval, woken by an emit"
+cp "$T/wake.out" "$T/out"
+cp "$T/wake.err" "$T/err"
+expect_exit 0
+expect_stdout_equals "processed 1, failed 0 (retrying 0, dead 0), skipped 0"
+
 finish
