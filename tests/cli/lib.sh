@@ -95,12 +95,20 @@ EOF
 }
 
 # kill_tree PID: a process and its descendants (a worker and the handler
-# it runs), with SIGKILL, as a crash would.
-kill_tree() {
+# it runs), with SIGKILL, as a crash would.  The process goes first, so it
+# cannot record its handler's death; its descendants, found before, next.
+descendants() {
 	for _c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-		kill_tree "$_c"
+		echo "$_c"
+		descendants "$_c"
 	done
+}
+kill_tree() {
+	_tree=$(descendants "$1")
 	kill -9 "$1" 2>/dev/null
+	for _c in $_tree; do
+		kill -9 "$_c" 2>/dev/null
+	done
 }
 
 # drop_pg_table NAME: the table and its evf_schema row, so that a later
