@@ -113,7 +113,10 @@ static int run_worker(evf_worker *w)
 	return rc;
 }
 
-/* Fork n children that wait at the gate; returns their pids. */
+static int reap(pid_t *pids, int n);
+
+/* Fork n children that wait at the gate; returns their pids.  On failure
+ * none is left behind. */
 static int spawn(const bench_config *c, int n, child_fn fn, void *arg, pid_t *pids, int *gate)
 {
 	int p[2];
@@ -122,8 +125,14 @@ static int spawn(const bench_config *c, int n, child_fn fn, void *arg, pid_t *pi
 	fflush(NULL);
 	for (int i = 0; i < n; i++) {
 		pids[i] = fork();
-		if (pids[i] < 0)
+		if (pids[i] < 0) {
+			for (int k = 0; k < i; k++)
+				kill(pids[k], SIGKILL);
+			reap(pids, i);
+			close(p[0]);
+			close(p[1]);
 			return -1;
+		}
 		if (pids[i] == 0) {
 			char b;
 			close(p[1]);
@@ -388,11 +397,15 @@ static int phase_mixed(const bench_config *c, bench_results *out)
 		return rc;
 	if (spawn(c, c->workers, worker_child, NULL, workers, &wgate))
 		return EVF_ERROR;
+	/* the workers' gate opens first: an emitter forked while it is still
+	 * open would hold it, and the workers would wait for the emitters */
+	close(wgate);
 	if (spawn(c, c->concurrency, emit_child, &plan, emitters, &egate)) {
-		close(wgate);
+		for (int i = 0; i < c->workers; i++)
+			kill(workers[i], SIGTERM);
+		reap(workers, c->workers);
 		return EVF_ERROR;
 	}
-	close(wgate);
 	close(egate);
 	int failed = reap(emitters, c->concurrency);
 	for (int i = 0; i < c->workers; i++)

@@ -140,11 +140,15 @@ static int refuse_existing(const cli_ctx *ctx, const bench_config *cfg)
 	o.create = true;
 	if ((rc = evf_open(&db, cfg->url, &o)) < 0)
 		return cli_lib_error(ctx, rc);
+	/* an event table, or any other table (evf_drop refuses those too) */
 	rc = evf_schema_extended(db);
+	bool exists = rc >= 0 || (rc == EVF_ESCHEMA && !strstr(evf_error_last(), "does not exist"));
 	evf_close(db);
-	if (rc >= 0)
+	if (exists)
 		return cli_usage(ctx, "table %s exists; bench drops its scratch table, so it "
 		                 "needs a new name", cfg->table);
+	if (rc < 0 && rc != EVF_ESCHEMA)
+		return cli_lib_error(ctx, rc);
 	return CLI_EXIT_OK;
 }
 

@@ -63,8 +63,8 @@ int cmd_restore(const cli_ctx *ctx, int argc, char **argv)
 		       (long long)res.skipped);
 	}
 	if (rc >= 0 && res.truncated)
-		fprintf(stderr, "evfctl: restore: %s ends in an interrupted chunk, ignored "
-		        "(its events were never purged)\n", argv[optind]);
+		fprintf(stderr, "evfctl: restore: %s ends in an interrupted chunk: the "
+		        "complete lines before the cut were read, the rest ignored\n", argv[optind]);
 	evf_close(db);
 	return rc;
 }

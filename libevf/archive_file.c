@@ -7,16 +7,20 @@
  * gunzip and zcat included, read concatenated members as one stream), so
  * an interruption can only leave the last, not yet acknowledged, chunk
  * incomplete.  Appending first cuts such a tail off (its rows were never
- * deleted, so they are archived again); reading ignores it and says so.
+ * deleted, so they are archived again); reading takes the complete lines
+ * before it, ignores the rest (a cut line, a cut gzip member's remainder,
+ * bytes a crash left) and says so.
  */
 #include "evf_internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -121,12 +125,19 @@ int evfi_archive_read(const char *path, evfi_line_fn fn, void *user,
 				member_open = false;
 				inflateReset(&z);
 			} else if (zr != Z_OK && zr != Z_BUF_ERROR) {
+				if (safe > 0) {
+					/* whole chunks, then what a crash left (a cut
+					 * member, zeros): a tail to ignore */
+					member_open = true;
+					goto done;
+				}
 				r.rc = evfi_fail(EVF_EINVAL, "%s: corrupt gzip data near byte %lld",
 				                 path, (long long)at);
 			}
 		}
 		consumed += got;
 	}
+done:
 	if (gz)
 		inflateEnd(&z);
 	close(fd);
@@ -178,40 +189,42 @@ int evfi_archive_open(evfi_archive_out *a, const char *path, bool append)
 	memset(a, 0, sizeof *a);
 	a->gz = gz_name(path);
 	a->path = path;
-	a->fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? 0 : O_EXCL), 0600);
+	a->fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_EXCL), 0600);
 	if (a->fd < 0) {
 		if (errno == EEXIST)
 			return evfi_fail(EVF_EREFUSED, "%s exists; archives are never overwritten "
 			                 "(add to it with append)", path);
 		return sys_fail("cannot create", path);
 	}
-	if (!append) {
-		sync_dir(path);
-		return 0;
-	}
-	/* cut off a chunk an interruption left half-written */
-	if (fstat(a->fd, &st) == 0 && st.st_size > 0) {
-		int rc = evfi_archive_read(path, NULL, NULL, &good_end, &truncated);
-		if (rc == 0 && (truncated || good_end < st.st_size) &&
-		    ftruncate(a->fd, good_end) != 0)
-			rc = sys_fail("cannot repair the end of", path);
-		if (rc) {
-			close(a->fd);
-			return rc;
-		}
-	}
-	if (lseek(a->fd, 0, SEEK_END) < 0) {
-		int rc = sys_fail("cannot seek in", path);
+	/* one archive job per file: two at once would cut each other's tail */
+	if (flock(a->fd, LOCK_EX | LOCK_NB) != 0) {
+		int rc = errno == EWOULDBLOCK
+			? evfi_fail(EVF_EBUSY, "%s is being written by another archive job", path)
+			: sys_fail("cannot lock", path);
 		close(a->fd);
 		return rc;
 	}
-	return 0;
+	if (fstat(a->fd, &st) != 0 || st.st_size == 0) {
+		sync_dir(path); /* the new file's name must survive a crash too */
+		return 0;
+	}
+	/* cut off a chunk an interruption left half-written (O_APPEND writes
+	 * go to the new end) */
+	int rc = evfi_archive_read(path, NULL, NULL, &good_end, &truncated);
+	if (rc == 0 && (truncated || good_end < st.st_size) && ftruncate(a->fd, good_end) != 0)
+		rc = sys_fail("cannot repair the end of", path);
+	if (rc)
+		close(a->fd);
+	return rc;
 }
 
 /* One gzip member holding `len` bytes. */
 static int gzip_member(const char *data, size_t len, evfi_buf *out)
 {
 	z_stream z = { 0 };
+	if (len > UINT_MAX / 2) /* zlib counts in uInt */
+		return evfi_fail(EVF_EINVAL, "a chunk of %zu bytes is too large to compress; "
+		                 "use a smaller chunk", len);
 	if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
 	                 Z_DEFAULT_STRATEGY) != Z_OK)
 		return evfi_fail(EVF_ENOMEM, "out of memory");

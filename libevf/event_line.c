@@ -17,8 +17,11 @@ int evfi_event_line(evfi_buf *b, const evf_event *ev)
 	cJSON *o = evfi_event_columns_json(ev);
 	if (!o)
 		return evfi_fail(EVF_ENOMEM, "out of memory");
-	cJSON *check = ev->parameters ? cJSON_Parse(ev->parameters) : NULL;
-	bool raw = check != NULL;
+	/* copied raw only when strictly one JSON value on one line: trailing
+	 * junk (possible in an old SQLite row) or a line break (cJSON lets
+	 * one stand inside a string) go under parameters_text, exactly */
+	cJSON *check = ev->parameters ? cJSON_ParseWithOpts(ev->parameters, NULL, true) : NULL;
+	bool raw = check != NULL && !strpbrk(ev->parameters, "\r\n");
 	cJSON_Delete(check);
 	if (!raw) /* not JSON (a legacy row): kept as text, under its own name */
 		cJSON_AddStringToObject(o, "parameters_text", ev->parameters ? ev->parameters : "");
@@ -29,10 +32,7 @@ int evfi_event_line(evfi_buf *b, const evf_event *ev)
 	if (raw) {
 		evfi_buf_add(b, text, strlen(text) - 1);
 		evfi_buf_puts(b, ",\"parameters\":");
-		/* outside strings a line break is only white space, and valid
-		 * JSON has none inside them */
-		for (const char *p = ev->parameters; *p; p++)
-			evfi_buf_add(b, *p == '\n' || *p == '\r' ? " " : p, 1);
+		evfi_buf_puts(b, ev->parameters);
 		evfi_buf_puts(b, "}");
 	} else {
 		evfi_buf_puts(b, text);

@@ -523,7 +523,8 @@ typedef struct evf_restore_result {
 	int64_t read;      /* events in the file */
 	int64_t inserted;  /* written */
 	int64_t skipped;   /* their id (or type and key) was already taken */
-	bool truncated;    /* the file ends in an interrupted chunk, ignored */
+	bool truncated;    /* the file ends in an interrupted chunk: the lines
+	                      before the cut were read, the rest ignored */
 } evf_restore_result;
 
 /* Put the events of an archive file back with their own ids, in chunks of

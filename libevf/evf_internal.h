@@ -108,6 +108,8 @@ void evfi_ddl_add_columns(evfi_buf *b, const char *qt, unsigned have, bool pg,
 /* The indexes of DESIGN.md and the evf_schema table. */
 /* "id, type, ..." : the columns of a basic or an extended table. */
 void evfi_sql_columns(evfi_buf *b, bool with_ext);
+/* "type = excluded.type, ...": every column but id, for an upsert. */
+void evfi_sql_excluded_set(evfi_buf *b, bool with_ext);
 /* CREATE TABLE IF NOT EXISTS for an archive of a basic or extended table. */
 void evfi_ddl_archive_table(evfi_buf *b, const char *qarch, bool pg, bool with_ext);
 void evfi_ddl_indexes(evfi_buf *b, const char *t, const char *qt, bool pg);

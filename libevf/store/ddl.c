@@ -117,3 +117,12 @@ void evfi_ddl_archive_table(evfi_buf *b, const char *qarch, bool pg, bool with_e
 		evfi_ddl_columns(b, pg, 5);
 	evfi_buf_puts(b, ")");
 }
+
+void evfi_sql_excluded_set(evfi_buf *b, bool with_ext)
+{
+	for (size_t i = 1; i < EVFI_NBASIC; i++)
+		evfi_buf_printf(b, "%s%s = excluded.%s", i > 1 ? ", " : "",
+		                evfi_basic_columns[i], evfi_basic_columns[i]);
+	for (size_t i = 0; with_ext && i < EVFI_NEXT; i++)
+		evfi_buf_printf(b, ", %s = excluded.%s", ext[i].name, ext[i].name);
+}

@@ -1317,7 +1317,10 @@ static int pg_archive_chunk(evf_store *base, const evf_filter *f, const char *qa
 	evfi_buf_puts(&q.sql, cols.data);
 	q_sql(&q, ") SELECT ");
 	evfi_buf_puts(&q.sql, cols.data);
-	q_sql(&q, " FROM src ON CONFLICT DO NOTHING) SELECT ");
+	/* archived before (without purge): the row as it is now wins */
+	q_sql(&q, " FROM src ON CONFLICT (id) DO UPDATE SET ");
+	evfi_sql_excluded_set(&q.sql, ext);
+	q_sql(&q, ") SELECT ");
 	evfi_sql_state_case(&q.sql, ext, true, "now()");
 	q_sql(&q, ", id FROM src");
 	evfi_buf_free(&cols);
@@ -1390,7 +1393,21 @@ static void restore_row(evfi_buf *b, const evf_event *e, bool ext, int max_attem
 	}
 	evfi_buf_add(b, text, strlen(text) - 1); /* without the closing brace */
 	evfi_buf_puts(b, ",\"parameters\":");
-	evfi_buf_puts(b, e->parameters ? e->parameters : "null");
+	cJSON *check = e->parameters ? cJSON_ParseWithOpts(e->parameters, NULL, true) : NULL;
+	if (check) {
+		evfi_buf_puts(b, e->parameters);
+	} else {
+		/* not JSON (from an old SQLite table): jsonb takes it as a string */
+		cJSON *str = cJSON_CreateString(e->parameters ? e->parameters : "");
+		char *quoted = str ? cJSON_PrintUnformatted(str) : NULL;
+		if (!quoted)
+			b->oom = true;
+		else
+			evfi_buf_puts(b, quoted);
+		free(quoted);
+		cJSON_Delete(str);
+	}
+	cJSON_Delete(check);
 	evfi_buf_puts(b, "}");
 	free(text);
 }
@@ -1451,7 +1468,17 @@ static int pg_drop(evf_store *base)
 {
 	pg_store *s = PG(base);
 	pgq q = { 0 };
+	int64_t exists = 0;
 	int rc;
+	/* only an event table (or none): never somebody else's table */
+	q_sql(&q, "SELECT (to_regclass(");
+	q_arg(&q, s->qt);
+	q_sql(&q, ") IS NOT NULL)::int");
+	if ((rc = one_row(s, &q, &exists, 1, "looking for the table")))
+		return rc;
+	s->extended = -1;
+	if (exists && (rc = pg_schema_extended(base)) < 0)
+		return evfi_wrap(rc, "not dropped");
 	if ((rc = begin(s)))
 		return rc;
 	q_sql(&q, "DROP TABLE IF EXISTS %s", s->qt);

@@ -1203,7 +1203,9 @@ static int sq_archive_chunk(evf_store *base, const evf_filter *f, const char *qa
 	evfi_buf_printf(&sql, "INSERT INTO %s (%s) SELECT %s FROM %s", qarch, cols.data,
 	                cols.data, s->qt);
 	chunk_where(s, &sql, f, ext);
-	evfi_buf_puts(&sql, " ON CONFLICT DO NOTHING");
+	/* archived before (without purge): the row as it is now wins */
+	evfi_buf_puts(&sql, " ON CONFLICT (id) DO UPDATE SET ");
+	evfi_sql_excluded_set(&sql, ext);
 	if ((rc = run_states(s, &sql, f, now, *last_id, NULL, "copying to the archive table")))
 		goto fail;
 	evfi_buf_puts(&sql, purge ? "DELETE FROM " : "SELECT ");
@@ -1296,6 +1298,16 @@ static int sq_drop(evf_store *base)
 	sqlite3_stmt *st;
 	char sql[128];
 	int rc;
+	/* only an event table (or none): never somebody else's table */
+	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+	                       "AND name = :t", -1, &st, NULL) != SQLITE_OK)
+		return sq_err(s, sqlite3_errcode(s->db), "looking for the table");
+	bind_text(st, ":t", base->table);
+	bool exists = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+	sqlite3_finalize(st);
+	s->extended = -1;
+	if (exists && (rc = sq_schema_extended(base)) < 0)
+		return evfi_wrap(rc, "not dropped");
 	if ((rc = begin(s)))
 		return rc;
 	snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s", s->qt);

@@ -13,7 +13,7 @@ expect_exit 0
 expect_json "all(d[k] > 0 for k in ('emit_per_s', 'emit_single_per_s', 'drain_per_s', 'drain_exec_per_s'))" true
 expect_json "0 < d['latency_ms']['p50'] <= d['latency_ms']['p95'] <= d['latency_ms']['p99']" true
 expect_json "d['latency_ms']['samples']" 100
-expect_json "d['mixed']['emit_per_s'] > 0" true
+expect_json "d['mixed']['emit_per_s'] > 0 and d['mixed']['drain_per_s'] > 0" true
 expect_json "[p['rows'] for p in d['scale']]" "[2000]"
 expect_json "d['scale'][0]['claim_ms'] > 0" true
 expect_json "d['durability'].split(' ')[0] in ('SQLite', 'PostgreSQL')" true
@@ -30,6 +30,14 @@ expect_stderr_contains "exists; bench drops its scratch table"
 check "an existing table is never dropped" test "$(sql "SELECT count(*) FROM \"$SCRATCH\"")" -gt 0
 run bench --scratch-table "$TABLE" --events 100 --phase emit
 expect_exit 2
+# a table that is not an event table is no scratch table either
+sql "CREATE TABLE not_events_$$ (id integer PRIMARY KEY, name text)" >/dev/null
+sql "INSERT INTO not_events_$$ VALUES (1, 'keep me')" >/dev/null
+EXTRA_TABLES="$EXTRA_TABLES not_events_$$"
+run bench --scratch-table "not_events_$$" --events 100 --phase emit
+expect_exit 2
+expect_stderr_contains "exists"
+check "somebody else's table is never dropped" test "$(sql "SELECT name FROM not_events_$$")" = "keep me"
 run bench --phase sprint
 expect_exit 2
 expect_one_error_line
