@@ -199,6 +199,25 @@ static void rollback(pg_store *s)
 	evfi_fail(EVF_ESTORE, "%s", saved);
 }
 
+/* Claims and completions commit without waiting for their WAL flush: a
+ * crash can lose only the last of them, which at-least-once delivery
+ * absorbs (a lost claim is claimed again, a lost completion runs its event
+ * again, and the lease check keeps a stale write out).  Emits, and
+ * everything on the caller's own connection, stay fully durable. */
+static bool relaxed(const pg_store *s)
+{
+	return !s->borrowed && !s->basic_tx;
+}
+
+static int relaxed_begin(pg_store *s)
+{
+	int rc = run_simple(s, "BEGIN", "starting a transaction");
+	if (!rc && (rc = run_simple(s, "SET LOCAL synchronous_commit = off",
+	                            "relaxing the commit")))
+		rollback(s);
+	return rc;
+}
+
 /* ---- schema ---------------------------------------------------------------- */
 
 static int detect_schema(pg_store *s)
@@ -767,9 +786,20 @@ static int pg_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 		q_sql(&q, " * interval '1 millisecond', attempts = t.attempts + 1 FROM c "
 		      "WHERE t.id = c.id RETURNING " EXT_COLS_T("t"));
 	}
+	bool relax = !basic && relaxed(s);
+	if (relax && (rc = relaxed_begin(s))) {
+		q_free(&q);
+		return rc;
+	}
 	PGresult *r = run(s, &q, "claiming events", &rc);
 	q_free(&q);
+	if (r && relax && (rc = commit(s))) {
+		PQclear(r); /* not committed: the rows were never claimed */
+		return rc;
+	}
 	if (!r) {
+		if (relax)
+			rollback(s);
 		if (basic) {
 			s->basic_tx = false;
 			if (!conn_lost(s))
@@ -864,12 +894,26 @@ static int pg_complete(evf_store *base, const char *worker_id, const evf_lease *
                        size_t n, bool *applied)
 {
 	pg_store *s = PG(base);
+	int rc;
 	if (s->basic_tx)
 		return lease_update(s, "processed = true, error = false", 0, NULL, l, n,
 		                    applied, "completing events");
-	return lease_update(s, "processed = true, error = false, processed_at = now(), "
-	                    "locked_by = NULL, locked_until = NULL", 0, worker_id, l, n,
-	                    applied, "completing events");
+	if (!relaxed(s))
+		return lease_update(s, "processed = true, error = false, processed_at = now(), "
+		                    "locked_by = NULL, locked_until = NULL", 0, worker_id, l, n,
+		                    applied, "completing events");
+	if (n == 0)
+		return 0;
+	if ((rc = ensure_conn(s)) || (rc = relaxed_begin(s)))
+		return rc;
+	rc = lease_update(s, "processed = true, error = false, processed_at = now(), "
+	                  "locked_by = NULL, locked_until = NULL", 0, worker_id, l, n,
+	                  applied, "completing events");
+	if (rc) {
+		rollback(s);
+		return rc;
+	}
+	return commit(s);
 }
 
 static int pg_extend(evf_store *base, const char *worker_id, const evf_lease *l,
@@ -909,7 +953,7 @@ static int pg_fail(evf_store *base, const char *worker_id, const evf_failure_rec
 	int rc;
 	if (n == 0)
 		return 0;
-	if ((rc = ensure_conn(s)) || (rc = begin(s)))
+	if ((rc = ensure_conn(s)) || (rc = relaxed(s) ? relaxed_begin(s) : begin(s)))
 		return rc;
 	for (size_t i = 0; i < n; i++) {
 		const evf_failure_rec *f = &recs[i];
