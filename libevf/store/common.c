@@ -104,24 +104,36 @@ int evfi_keep_first(const evf_event *ev, void *user)
 	return 1; /* one is all that was asked for */
 }
 
+/* The record of `type` in an array of per-type records (each starting
+ * with its `char *type`) filled from rows sorted by type: the last one,
+ * or a new zeroed one appended.  NULL when out of memory. */
+static void *type_slot(void **arr, size_t *n, size_t size, const char *type)
+{
+	char *last = *n ? (char *)*arr + (*n - 1) * size : NULL;
+	if (!type)
+		type = "";
+	if (last && !strcmp(*(char **)last, type))
+		return last;
+	char *grown = realloc(*arr, (*n + 1) * size);
+	if (!grown)
+		return NULL;
+	*arr = grown;
+	char *slot = grown + *n * size;
+	memset(slot, 0, size);
+	if (!(*(char **)slot = strdup(type)))
+		return NULL;
+	(*n)++;
+	return slot;
+}
+
 int evfi_stats_add(evf_stats *out, const char *type, int state, int64_t count)
 {
 	if (state < 0 || state >= EVF_STATE__COUNT)
 		return 0;
-	if (!type)
-		type = "";
-	/* rows arrive sorted by type */
-	if (!out->ntypes || strcmp(out->types[out->ntypes - 1].type, type)) {
-		evf_type_counts *t = realloc(out->types, (out->ntypes + 1) * sizeof *t);
-		if (!t)
-			return evfi_fail(EVF_ENOMEM, "out of memory");
-		out->types = t;
-		memset(&t[out->ntypes], 0, sizeof *t);
-		if (!(t[out->ntypes].type = strdup(type)))
-			return evfi_fail(EVF_ENOMEM, "out of memory");
-		out->ntypes++;
-	}
-	out->types[out->ntypes - 1].counts[state] += count;
+	evf_type_counts *t = type_slot((void **)&out->types, &out->ntypes, sizeof *t, type);
+	if (!t)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	t->counts[state] += count;
 	out->counts[state] += count;
 	out->total += count;
 	return 0;
@@ -266,19 +278,10 @@ void evfi_sql_activity(evfi_buf *b, bool pg, const char *qt, const char *since)
 int evfi_activity_add(evf_activity *out, const char *type, int64_t completed,
                       int64_t failed, int64_t dead)
 {
-	if (!type)
-		type = "";
-	if (!out->ntypes || strcmp(out->types[out->ntypes - 1].type, type)) {
-		evf_type_activity *t = realloc(out->types, (out->ntypes + 1) * sizeof *t);
-		if (!t)
-			return evfi_fail(EVF_ENOMEM, "out of memory");
-		out->types = t;
-		memset(&t[out->ntypes], 0, sizeof *t);
-		if (!(t[out->ntypes].type = strdup(type)))
-			return evfi_fail(EVF_ENOMEM, "out of memory");
-		out->ntypes++;
-	}
-	evf_activity_counts *c = &out->types[out->ntypes - 1].c;
+	evf_type_activity *t = type_slot((void **)&out->types, &out->ntypes, sizeof *t, type);
+	if (!t)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	evf_activity_counts *c = &t->c;
 	c->completed += completed;
 	c->failed += failed;
 	c->dead += dead;
