@@ -26,7 +26,8 @@ static int check_retention(evf_db *db, const evf_retention *r, const char *what)
 		return evfi_fail(EVF_EINVAL, "unknown state in the state mask");
 	if (r->chunk < 0 || r->chunk > MAX_CHUNK)
 		return evfi_fail(EVF_EINVAL, "chunk must be between 1 and %d rows", MAX_CHUNK);
-	return db->store->ops->schema_extended(db->store) < 0 ? evfi_wrap(EVF_ESCHEMA, "%s", what) : 0;
+	int rc = db->store->ops->schema_extended(db->store);
+	return rc < 0 ? evfi_wrap(rc, "%s", what) : 0; /* a busy or lost database says so */
 }
 
 /* The filter a retention job walks: old events of the asked states. */
