@@ -60,6 +60,7 @@ const char *evf_strerror(int code)
 	case EVF_ESCHEMA: return "table missing or of unknown shape";
 	case EVF_EREFUSED: return "refused";
 	case EVF_EUNAVAILABLE: return "database unavailable";
+	case EVF_ETIMEDOUT: return "time budget exceeded";
 	default: return "unknown error";
 	}
 }

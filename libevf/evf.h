@@ -47,7 +47,8 @@ enum {
 	EVF_EBASIC = -8,    /* needs the extended columns the table lacks */
 	EVF_ESCHEMA = -9,   /* table missing or of an unknown shape */
 	EVF_EREFUSED = -10, /* refused for safety, e.g. an action with no filter */
-	EVF_EUNAVAILABLE = -11 /* server unreachable or connection lost; retry */
+	EVF_EUNAVAILABLE = -11,/* server unreachable or connection lost; retry */
+	EVF_ETIMEDOUT = -12 /* a query ran past the time budget it was given */
 };
 
 /* Message for the last failure on this thread; never NULL. Borrowed. */
@@ -388,7 +389,7 @@ int evf_order_parse(evf_order *out, const char *name);
  * the id for EVF_ORDER_ID): what evf_filter.after_key takes. */
 int64_t evf_order_key(evf_order o, const evf_event *ev);
 
-#define EVF_FILTER_VERSION 1
+#define EVF_FILTER_VERSION 2
 typedef struct evf_filter {
 	unsigned version;
 	unsigned states;            /* mask of 1u << evf_state; 0 = any */
@@ -408,9 +409,13 @@ typedef struct evf_filter {
 	int64_t after_key;          /* with order != EVF_ORDER_ID and after_id:
 	                               start after (after_key, after_id), the key
 	                               from evf_order_key() */
+	/* version 2 */
+	int64_t budget_ms;          /* evf_query: stop with EVF_ETIMEDOUT once the
+	                               query has run this long (0 = no limit);
+	                               for consoles that must stay responsive */
 } evf_filter;
 #define EVF_FILTER_INIT { EVF_FILTER_VERSION, 0, NULL, NULL, 0, 0, 0, false, \
-	NULL, NULL, 0, false, 0, false, EVF_ORDER_ID, 0 }
+	NULL, NULL, 0, false, 0, false, EVF_ORDER_ID, 0, 0 }
 
 /* Fetch one event; EVF_ENOTFOUND when there is none. */
 int evf_get(evf_db *db, int64_t id, evf_event **out);

@@ -39,13 +39,6 @@ static void exec_free(void *p)
 	free(h);
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Start `sh -c command` in a process group of its own with the given
  * stdin and stderr (stdout joins stderr: it is the worker's log, not its
  * output).  posix_spawn is about twice as fast as fork+exec here, which is
@@ -167,7 +160,7 @@ typedef struct run {
 
 static bool past_deadline(const run *r)
 {
-	return r->timeout_ms > 0 && mono_ms() - r->started >= r->timeout_ms;
+	return r->timeout_ms > 0 && evfi_mono_ms() - r->started >= r->timeout_ms;
 }
 
 /* Start the command with the event's environment; 0 or an errno. */
@@ -183,7 +176,7 @@ static int run_start(run *r, const exec_handler *h, const evf_event *ev)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0 ||
 	    pipe2(err, O_CLOEXEC) < 0)
 		e = errno;
-	r->started = mono_ms();
+	r->started = evfi_mono_ms();
 	r->timeout_ms = h->timeout_ms;
 	if (!e)
 		e = spawn(&r->pid, h->command, in[1], err[1], env);
@@ -215,7 +208,7 @@ static void run_pump(run *r, const char *json)
 		struct pollfd p[2] = { { r->err, POLLIN, 0 }, { r->in, POLLOUT, 0 } };
 		int timeout = -1;
 		if (r->timeout_ms > 0) {
-			int64_t left = r->timeout_ms - (mono_ms() - r->started);
+			int64_t left = r->timeout_ms - (evfi_mono_ms() - r->started);
 			if (left <= 0) {
 				r->timed_out = true;
 				break;

@@ -3,6 +3,7 @@
 #include "evf_internal.h"
 
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 bool evfi_filter_narrows(const evf_filter *f)
@@ -45,18 +46,26 @@ int64_t evf_order_key(evf_order o, const evf_event *ev)
 	}
 }
 
-static int check_filter(const evf_filter *f)
+/* Validate a caller's filter into *out, a whole current-version struct:
+ * a version 1 filter ends before budget_ms, so only its fields are read. */
+static int take_filter(const evf_filter *f, evf_filter *out)
 {
-	if (f->version != EVF_FILTER_VERSION)
+	static const evf_filter init = EVF_FILTER_INIT;
+
+	if (f->version < 1 || f->version > EVF_FILTER_VERSION)
 		return evfi_fail(EVF_EINVAL, "filter version %u is not supported", f->version);
-	if (f->states >> EVF_STATE__COUNT)
+	*out = init;
+	memcpy(out, f, f->version >= 2 ? sizeof *out : offsetof(evf_filter, budget_ms));
+	if (out->states >> EVF_STATE__COUNT)
 		return evfi_fail(EVF_EINVAL, "filter names an unknown state");
-	if (f->limit < 0)
+	if (out->limit < 0)
 		return evfi_fail(EVF_EINVAL, "negative limit");
-	if (f->nids && !f->ids)
+	if (out->nids && !out->ids)
 		return evfi_fail(EVF_EINVAL, "filter has an id count but no ids");
-	if ((unsigned)f->order >= EVF_ORDER__COUNT)
+	if ((unsigned)out->order >= EVF_ORDER__COUNT)
 		return evfi_fail(EVF_EINVAL, "filter names an unknown order");
+	if (out->budget_ms < 0)
+		return evfi_fail(EVF_EINVAL, "negative time budget");
 	return 0;
 }
 
@@ -69,14 +78,16 @@ int evf_get(evf_db *db, int64_t id, evf_event **out)
 int evf_query(evf_db *db, const evf_filter *f,
               int (*cb)(const evf_event *ev, void *user), void *user)
 {
-	int rc = check_filter(f);
-	return rc ? rc : db->store->ops->query(db->store, f, cb, user);
+	evf_filter g;
+	int rc = take_filter(f, &g);
+	return rc ? rc : db->store->ops->query(db->store, &g, cb, user);
 }
 
 int evf_count(evf_db *db, const evf_filter *f, int64_t *out)
 {
-	int rc = check_filter(f);
-	return rc ? rc : db->store->ops->count(db->store, f, out);
+	evf_filter g;
+	int rc = take_filter(f, &g);
+	return rc ? rc : db->store->ops->count(db->store, &g, out);
 }
 
 int evf_stats_get(evf_db *db, evf_stats **out)
@@ -108,19 +119,19 @@ void evf_stats_free(evf_stats *s)
 int evf_act(evf_db *db, evf_action a, const evf_filter *f, int arg,
             bool dry_run, int64_t *affected)
 {
-	int rc = check_filter(f);
+	evf_filter g;
+	int rc = take_filter(f, &g);
 	if (rc)
 		return rc;
 	if ((unsigned)a > EVF_ACTION_RELEASE)
 		return evfi_fail(EVF_EINVAL, "unknown action %d", (int)a);
 	if (a == EVF_ACTION_SET_MAX_ATTEMPTS && arg < 1)
 		return evfi_fail(EVF_EINVAL, "max attempts must be at least 1 (got %d)", arg);
-	if (!f->all && !evfi_filter_narrows(f))
+	if (!g.all && !evfi_filter_narrows(&g))
 		return evfi_fail(EVF_EREFUSED, "refusing to %s every event without an "
 		                 "explicit 'all'", evf_action_name(a));
-	evf_filter g = *f;
 	unsigned allowed = evf_action_states(a);
-	g.states = f->states ? (f->states & allowed) : allowed;
+	g.states = g.states ? (g.states & allowed) : allowed;
 	g.limit = 0;
 	g.after_id = 0;
 	if (!g.states) {

@@ -20,6 +20,13 @@ evf_time evf_now(void)
 	return (evf_time)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+int64_t evfi_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int evf_duration_parse(int64_t *out_ms, const char *text)
 {
 	static const struct { const char *unit; int64_t ms; } units[] = {

@@ -248,7 +248,8 @@ int tui_act_sort(tui_app *app)
 
 int tui_act_order(tui_app *app)
 {
-	app->events.order = (evf_order)((app->events.order + 1) % EVF_ORDER__COUNT);
+	app->events.tried = (evf_order)((app->events.tried + 1) % EVF_ORDER__COUNT);
+	app->events.order = app->events.tried;
 	list_from_start(app);
 	app_message(app, false, "sorted by %s", evf_order_name(app->events.order));
 	return TUI_REFRESH | TUI_REDRAW;

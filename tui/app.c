@@ -26,6 +26,7 @@ int app_init(tui_app *app, evf_db *db, const char *url, const char *table)
 	if (!app->url || !app->display_url || !app->table)
 		return EVF_ENOMEM;
 	app->interval_ms = 2000;
+	app->sort_budget_ms = TUI_SORT_BUDGET_MS;
 	app->screen = &tui_screen_events;
 	app->back = &tui_screen_events;
 	app->tab = -1;
@@ -148,7 +149,10 @@ int app_query_rows(tui_app *app, const evf_filter *f, evf_event ***rows, size_t 
 	/* a limit is what keeps a page a page: never walk the whole table */
 	if (f->limit <= 0)
 		return EVF_EINVAL;
-	rc = evf_query(app->db, f, collect_row, &c);
+	evf_filter g = *f;
+	if (g.order == EVF_ORDER_PRIORITY || g.order == EVF_ORDER_ATTEMPTS)
+		g.budget_ms = app->sort_budget_ms;
+	rc = evf_query(app->db, &g, collect_row, &c);
 	if (rc) {
 		app_free_rows(c.rows, c.n);
 		return rc;

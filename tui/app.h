@@ -39,9 +39,16 @@ typedef struct tui_events {
 	int64_t sel_id;     /* selected event; 0 = use sel */
 	int sel;            /* its index in rows */
 	evf_order order;
+	evf_order tried;    /* the order `o` last asked for: cycling goes on
+	                       from it when that order gave up (too slow) */
 	bool descending;
 	int64_t matching;   /* evf_count of the filter; -1 = not counted */
 } tui_events;
+
+/* How long a page sorted by a column without an index (priority,
+ * attempts) may take by default before the list falls back to id order:
+ * on a large table with a loose filter such a sort reads every row. */
+enum { TUI_SORT_BUDGET_MS = 80 };
 
 typedef struct tui_detail {
 	int64_t id;
@@ -58,6 +65,7 @@ typedef struct tui_app {
 	char *table;
 	bool read_only;
 	bool utf8;
+	int64_t sort_budget_ms;     /* --sort-budget; 0 = no limit */
 	bool color;
 	int64_t interval_ms;
 	bool paused;

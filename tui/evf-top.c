@@ -40,6 +40,9 @@ static void usage(FILE *out)
 	      "  --table NAME           event table (default: evf_event)\n"
 	      "  --refresh SECONDS      refresh interval, or a duration like 500ms (default: 2)\n"
 	      "  --read-only            disable requeue, mark processed and dead-letter\n"
+	      "  --sort-budget DURATION longest a page sorted by priority or attempts may\n"
+	      "                         take before the list goes back to id order\n"
+	      "                         (default: 80ms; 0: no limit)\n"
 	      "  --filter EXPR          start with this filter (see evf-top(1))\n"
 	      "  -n, --max-iterations N exit after N refreshes\n"
 	      "  -V, --version          print the version and exit\n"
@@ -65,6 +68,7 @@ struct options {
 	evf_settings *settings; /* evf.conf, the environment, --db and --table */
 	const char *config, *url, *table, *filter;
 	int64_t interval_ms;
+	int64_t sort_budget_ms;
 	int64_t max_iterations;
 	bool read_only;
 };
@@ -93,13 +97,14 @@ static int load_settings(struct options *o)
 static int parse_options(struct options *o, int argc, char **argv)
 {
 	enum { OPT_DB = 256, OPT_TABLE, OPT_REFRESH, OPT_READ_ONLY, OPT_FILTER, OPT_KEYS_MDOC,
-	       OPT_CONFIG };
+	       OPT_CONFIG, OPT_SORT_BUDGET };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "db", required_argument, NULL, OPT_DB },
 		{ "table", required_argument, NULL, OPT_TABLE },
 		{ "refresh", required_argument, NULL, OPT_REFRESH },
 		{ "read-only", no_argument, NULL, OPT_READ_ONLY },
+		{ "sort-budget", required_argument, NULL, OPT_SORT_BUDGET },
 		{ "filter", required_argument, NULL, OPT_FILTER },
 		{ "max-iterations", required_argument, NULL, 'n' },
 		{ "version", no_argument, NULL, 'V' },
@@ -112,6 +117,7 @@ static int parse_options(struct options *o, int argc, char **argv)
 
 	memset(o, 0, sizeof *o);
 	o->interval_ms = 2000;
+	o->sort_budget_ms = TUI_SORT_BUDGET_MS;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":n:Vh", longopts, NULL)) != -1) {
 		char *end;
@@ -133,6 +139,13 @@ static int parse_options(struct options *o, int argc, char **argv)
 			break;
 		case OPT_READ_ONLY:
 			o->read_only = true;
+			break;
+		case OPT_SORT_BUDGET:
+			if (strcmp(optarg, "0") && evf_duration_parse(&o->sort_budget_ms, optarg))
+				return usage_error("bad --sort-budget '%s': want a duration like 80ms "
+				                   "or 2s, or 0 for no limit", optarg);
+			if (!strcmp(optarg, "0"))
+				o->sort_budget_ms = 0;
 			break;
 		case OPT_FILTER:
 			o->filter = optarg;
@@ -273,6 +286,7 @@ int main(int argc, char **argv)
 		return rc < 0 ? EXIT_SUCCESS : rc;
 	app.interval_ms = o.interval_ms;
 	app.read_only = o.read_only;
+	app.sort_budget_ms = o.sort_budget_ms;
 	if (o.filter) {
 		char err[256];
 

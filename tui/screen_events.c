@@ -129,11 +129,36 @@ static int fetch_page(tui_app *app)
 	return 0;
 }
 
+/* A sort that ran past its budget: list in id order again and say why
+ * (and how to make that sort cheap).  True when that was the failure. */
+static bool sort_gave_up(tui_app *app, int rc)
+{
+	tui_events *e = &app->events;
+
+	if (rc != EVF_ETIMEDOUT || e->order == EVF_ORDER_ID)
+		return false;
+	app_message(app, true, "%s sort over %" PRId64 " ms here: id order; narrow with a filter first",
+	            evf_order_name(e->order), app->sort_budget_ms);
+	e->order = EVF_ORDER_ID;
+	e->top = (tui_pos){ 0, 0 };
+	e->sel_id = 0;
+	e->sel = 0;
+	return true;
+}
+
+/* The page, in id order when the chosen order turns out too slow. */
+static int fetch_page_in_time(tui_app *app)
+{
+	int rc = fetch_page(app);
+
+	return sort_gave_up(app, rc) ? fetch_page(app) : rc;
+}
+
 static int events_fetch(tui_app *app)
 {
 	tui_events *e = &app->events;
 	evf_filter f;
-	int rc = fetch_page(app);
+	int rc = fetch_page_in_time(app);
 
 	if (rc)
 		return rc;
@@ -188,7 +213,7 @@ static int reanchor(tui_app *app, tui_pos new_top, int sel)
 	e->top = new_top;
 	e->sel_id = 0;
 	e->sel = sel;
-	if (fetch_page(app) != 0)
+	if (fetch_page_in_time(app) != 0)
 		snprintf(app->db_error, sizeof app->db_error, "database: %s (retrying)",
 		         evf_error_last());
 	return TUI_REDRAW;
@@ -204,6 +229,8 @@ static int jump_to_end(tui_app *app)
 	if (!app_list_filter(app, &f))
 		return TUI_REDRAW;
 	if ((rc = rows_before(app, &f, (tui_pos){ 0, 0 }, page_rows(), &rows, &n)) != 0) {
+		if (sort_gave_up(app, rc))
+			return reanchor(app, (tui_pos){ 0, 0 }, 0);
 		snprintf(app->db_error, sizeof app->db_error, "database: %s", evf_error_last());
 		return TUI_REDRAW;
 	}
@@ -253,7 +280,10 @@ static int events_navigate(tui_app *app, int delta)
 
 	if (!app_list_filter(app, &f))
 		return TUI_REDRAW;
-	if (rows_before(app, &f, pos_of(e, e->rows[0]), need, &above, &m) != 0) {
+	int rc = rows_before(app, &f, pos_of(e, e->rows[0]), need, &above, &m);
+	if (rc != 0) {
+		if (sort_gave_up(app, rc))
+			return reanchor(app, (tui_pos){ 0, 0 }, 0);
 		snprintf(app->db_error, sizeof app->db_error, "database: %s", evf_error_last());
 		return TUI_REDRAW;
 	}

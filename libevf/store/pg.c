@@ -12,6 +12,7 @@
 #include <libpq-fe.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1110,6 +1111,36 @@ static void where_clause(pg_store *s, pgq *q, const evf_filter *f, bool ext, boo
 	}
 }
 
+/* Wait until a result can be read without blocking, or the deadline
+ * passes: then ask the server to cancel, read what is left and report
+ * EVF_ETIMEDOUT.  A sort without an index sends its first row only after
+ * reading the whole table; a console must not freeze on it. */
+static int await_result(pg_store *s, int64_t deadline, int64_t budget_ms)
+{
+	while (PQisBusy(s->conn)) {
+		int64_t left = deadline - evfi_mono_ms();
+		if (left <= 0) {
+			char why[256];
+			PGcancel *c = PQgetCancel(s->conn);
+			if (c) {
+				PQcancel(c, why, sizeof why);
+				PQfreeCancel(c);
+			}
+			PGresult *r;
+			while ((r = PQgetResult(s->conn)))
+				PQclear(r);
+			return evfi_fail(EVF_ETIMEDOUT, "listing events took over %" PRId64 " ms",
+			                 budget_ms);
+		}
+		struct pollfd p = { PQsocket(s->conn), POLLIN, 0 };
+		if (poll(&p, 1, (int)(left < 1000 ? left : 1000)) < 0 && errno != EINTR)
+			return 0; /* PQgetResult reports what went wrong */
+		if (!PQconsumeInput(s->conn))
+			return 0;
+	}
+	return 0;
+}
+
 static int pg_query(evf_store *base, const evf_filter *f, evf_row_cb cb, void *user)
 {
 	pg_store *s = PG(base);
@@ -1148,8 +1179,16 @@ static int pg_query(evf_store *base, const evf_filter *f, evf_row_cb cb, void *u
 	PQsetSingleRowMode(s->conn);
 	PGresult *r;
 	int stop = 0;
+	int64_t deadline = evfi_mono_ms() + f->budget_ms;
 	rc = 0;
-	while ((r = PQgetResult(s->conn))) {
+	for (;;) {
+		if (f->budget_ms > 0 && !rc && !stop) {
+			int late = await_result(s, deadline, f->budget_ms);
+			if (late)
+				return late;
+		}
+		if (!(r = PQgetResult(s->conn)))
+			break;
 		ExecStatusType st = PQresultStatus(r);
 		if (st == PGRES_SINGLE_TUPLE && !stop && !rc) {
 			evf_event ev;

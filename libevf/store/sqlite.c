@@ -10,6 +10,7 @@
 
 #include <sqlite3.h>
 #include <cjson/cJSON.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -926,6 +927,12 @@ static int prepare_filtered(sq_store *s, evfi_buf *sql, const evf_filter *f,
 	return 0;
 }
 
+/* Past the deadline, a non-zero return interrupts the statement. */
+static int past_deadline(void *deadline)
+{
+	return evfi_mono_ms() >= *(const int64_t *)deadline;
+}
+
 static int sq_query(evf_store *base, const evf_filter *f, evf_row_cb cb, void *user)
 {
 	sq_store *s = SQ(base);
@@ -948,23 +955,30 @@ static int sq_query(evf_store *base, const evf_filter *f, evf_row_cb cb, void *u
 	evf_time now = evf_now();
 	if ((rc = prepare_filtered(s, &sql, f, now, &st)))
 		return rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	/* a sort without an index reads the whole table before its first
+	 * row: the budget stops it instead of freezing a console */
+	int64_t deadline = evfi_mono_ms() + f->budget_ms;
+	if (f->budget_ms > 0)
+		sqlite3_progress_handler(s->db, 1000, past_deadline, &deadline);
+	int stop = 0;
+	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		evf_event ev;
-		if ((rc = read_row(st, &ev, now))) {
-			sqlite3_finalize(st);
-			return rc;
-		}
-		rc = cb(&ev, user);
+		if ((stop = read_row(st, &ev, now)))
+			break;
+		stop = cb(&ev, user);
 		evfi_event_clear(&ev);
-		if (rc) {
-			sqlite3_finalize(st);
-			return rc;
-		}
 	}
-	if (rc != SQLITE_DONE)
-		rc = sq_err(s, rc, "listing events");
-	else
+	if (f->budget_ms > 0)
+		sqlite3_progress_handler(s->db, 0, NULL, NULL);
+	if (stop)
+		rc = stop;
+	else if (rc == SQLITE_DONE)
 		rc = 0;
+	else if (rc == SQLITE_INTERRUPT && f->budget_ms > 0)
+		rc = evfi_fail(EVF_ETIMEDOUT, "listing events took over %" PRId64 " ms",
+		               f->budget_ms);
+	else
+		rc = sq_err(s, rc, "listing events");
 	sqlite3_finalize(st);
 	return rc;
 }

@@ -1177,6 +1177,61 @@ static void test_query_orders(void **state)
 	evf_close(db);
 }
 
+static int count_cb(const evf_event *ev, void *user)
+{
+	(void)ev;
+	++*(int *)user;
+	return 0;
+}
+
+/* A sort with no index reads every row before its first: a time budget
+ * stops it with EVF_ETIMEDOUT and leaves the connection fit for use. */
+static void test_query_budget(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	enum { CHUNK = 1000, N = 50000 };
+	static evf_emit_item items[CHUNK];
+	for (int i = 0; i < CHUNK; i++)
+		items[i] = (evf_emit_item){ "bulk", "{}", EVF_EMIT_OPTIONS_INIT };
+	for (int done = 0; done < N; done += CHUNK)
+		EVF_OK_OR_FAIL(evf_emit_batch(db, items, CHUNK, NULL));
+
+	evf_filter f = EVF_FILTER_INIT;
+	int n = 0;
+	f.order = EVF_ORDER_ATTEMPTS;
+	f.descending = true;
+	f.limit = 25;
+	f.budget_ms = 1;
+	assert_int_equal(evf_query(db, &f, count_cb, &n), EVF_ETIMEDOUT);
+	assert_non_null(strstr(evf_error_last(), "took over 1 ms"));
+	assert_int_equal(n, 0);
+	/* the same connection answers the next query, and without a budget
+	 * (or with a filter of version 1, which has none) the sort finishes */
+	f.budget_ms = 0;
+	assert_int_equal(evf_query(db, &f, count_cb, &n), 0);
+	assert_int_equal(n, 25);
+	f.budget_ms = 1;
+	f.version = 1;
+	n = 0;
+	assert_int_equal(evf_query(db, &f, count_cb, &n), 0);
+	assert_int_equal(n, 25);
+	/* an indexed walk is well inside a generous budget */
+	evf_filter g = EVF_FILTER_INIT;
+	g.limit = 25;
+	g.budget_ms = 10000;
+	n = 0;
+	assert_int_equal(evf_query(db, &g, count_cb, &n), 0);
+	assert_int_equal(n, 25);
+	g.budget_ms = -1;
+	assert_int_equal(evf_query(db, &g, count_cb, &n), EVF_EINVAL);
+	g.budget_ms = 0;
+	g.version = EVF_FILTER_VERSION + 1;
+	assert_int_equal(evf_query(db, &g, count_cb, &n), EVF_EINVAL);
+	assert_string_equal(evf_strerror(EVF_ETIMEDOUT), "time budget exceeded");
+	evf_close(db);
+}
+
 /* ---- retention ------------------------------------------------------------ */
 
 static int stop_after_first(const evf_retention_result *so_far, void *user)
@@ -1376,6 +1431,7 @@ int contract_run(const contract_backend *b)
 		cmocka_unit_test(test_actions),
 		cmocka_unit_test(test_purge_archive_restore),
 		cmocka_unit_test(test_query_orders),
+		cmocka_unit_test(test_query_budget),
 		cmocka_unit_test(test_state_rule_sql_matches_c),
 		cmocka_unit_test(test_basic_table_from_original_package),
 	};

@@ -305,6 +305,41 @@ lacks "table evf_event"
 start "$TOP" --db "$DB" --refresh 200ms -n 2
 see "EXITED 0"
 
+# ---- a sort too slow for its budget goes back to id order -----------------------------
+# 200,000 rows sorted by priority read every row; with a 1 ms budget the
+# page gives up, says so and lists by id; `o` goes on from the order tried.
+"$EVFCTL" --table big init >/dev/null || exit 99
+python3 - "$DB" <<'PY' || exit 99
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.executemany("INSERT INTO big (type, date, parameters, processed, error, error_message, priority) "
+              "VALUES ('bulk.row', '2026-01-01 00:00:00.000000', '{}', 1, 0, '', ?)",
+              ((i % 7,) for i in range(200000)))
+c.commit()
+PY
+start "$TOP" --db "$DB" --table big --sort-budget 1ms
+see "table big"
+keys o o
+see "priority sort over 1 ms here: id order; narrow with a filter first"
+see_re ' id (↑|asc) *$'
+see_line 7 '^ +2 bulk\.row'
+keys o
+see_re 'attempts sort over 1 ms'
+keys o
+see "sorted by id"
+keys q
+see "EXITED 0"
+start "$TOP" --db "$DB" --table big --sort-budget 0
+keys o o
+see "sorted by priority"
+see_re ' priority (↑|asc) *$'
+see_line 7 '^ +8 bulk\.row'
+keys q
+run_top() { last="evf-top $*"; "$TOP" "$@" >"$T/out" 2>"$T/err"; status=$?; }
+run_top --db "$DB" --sort-budget soon
+expect_exit 2
+expect_stderr_contains "bad --sort-budget 'soon'"
+
 # ---- evf.conf: the database and the table, unless given as options ----------------------
 "$EVFCTL" --table cfg_table init >/dev/null
 "$EVFCTL" --table cfg_table emit cfg.only >/dev/null
