@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -150,17 +151,33 @@ static int spawn(const bench_config *c, int n, child_fn fn, void *arg, pid_t *pi
 	return 0;
 }
 
-static int reap(pid_t *pids, int n)
+/* Wait for n children; *max_rss_kb (may be NULL) gets the largest peak
+ * resident set among them. */
+static int reap_rss(pid_t *pids, int n, long *max_rss_kb)
 {
 	int failed = 0, status;
-	for (int i = 0; i < n; i++)
-		if (waitpid(pids[i], &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+	for (int i = 0; i < n; i++) {
+		struct rusage ru;
+		if (wait4(pids[i], &status, 0, &ru) < 0 || !WIFEXITED(status) ||
+		    WEXITSTATUS(status)) {
 			failed++;
+			continue;
+		}
+		if (max_rss_kb && ru.ru_maxrss > *max_rss_kb)
+			*max_rss_kb = ru.ru_maxrss;
+	}
 	return failed;
 }
 
-/* Run n children from one start; *elapsed_ms is until the last exits. */
-static int run_all(const bench_config *c, int n, child_fn fn, void *arg, double *elapsed_ms)
+static int reap(pid_t *pids, int n)
+{
+	return reap_rss(pids, n, NULL);
+}
+
+/* Run n children from one start; *elapsed_ms is until the last exits,
+ * *max_rss_kb (may be NULL) the largest child's peak resident set. */
+static int run_all(const bench_config *c, int n, child_fn fn, void *arg, double *elapsed_ms,
+                   long *max_rss_kb)
 {
 	pid_t pids[256];
 	int gate;
@@ -168,7 +185,7 @@ static int run_all(const bench_config *c, int n, child_fn fn, void *arg, double 
 		return -1;
 	double t0 = now_ms();
 	close(gate);
-	int failed = reap(pids, n);
+	int failed = reap_rss(pids, n, max_rss_kb);
 	*elapsed_ms = now_ms() - t0;
 	return failed ? -1 : 0;
 }
@@ -254,7 +271,7 @@ static int phase_emit(const bench_config *c, bench_results *out)
 	int rc;
 	if ((rc = fresh_table(c)))
 		return rc;
-	if (run_all(c, c->concurrency, emit_child, &plan, &ms))
+	if (run_all(c, c->concurrency, emit_child, &plan, &ms, NULL))
 		return child_failed("an emitting client");
 	out->emit_single_per_s = plan.per_client * c->concurrency / (ms / 1e3);
 	if ((rc = fresh_table(c)))
@@ -266,13 +283,14 @@ static int phase_emit(const bench_config *c, bench_results *out)
 	return 0;
 }
 
-static int drain(const bench_config *c, int64_t n, const char *command, double *rate)
+static int drain(const bench_config *c, int64_t n, const char *command, double *rate,
+                 long *max_rss_kb)
 {
 	double ms;
 	int rc;
 	if ((rc = fresh_table(c)) || (rc = fill(c, n)))
 		return rc;
-	if (run_all(c, c->workers, drain_child, (void *)command, &ms))
+	if (run_all(c, c->workers, drain_child, (void *)command, &ms, max_rss_kb))
 		return child_failed("a worker");
 	int64_t done = count_states(c, 1u << EVF_STATE_DONE);
 	if (done != n) {
@@ -285,12 +303,12 @@ static int drain(const bench_config *c, int64_t n, const char *command, double *
 
 static int phase_drain(const bench_config *c, bench_results *out)
 {
-	int rc = drain(c, c->events, NULL, &out->drain_per_s);
+	int rc = drain(c, c->events, NULL, &out->drain_per_s, &out->worker_max_rss_kb);
 	if (rc)
 		return rc;
 	/* a process per event: far fewer events, the same per-event figure */
 	out->exec_events = c->events / 100 < 20 ? 20 : c->events / 100 > 2000 ? 2000 : c->events / 100;
-	return drain(c, out->exec_events, "/bin/true", &out->drain_exec_per_s);
+	return drain(c, out->exec_events, "/bin/true", &out->drain_exec_per_s, NULL);
 }
 
 /* The latency worker reports, per event, the time since the emit began. */

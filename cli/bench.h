@@ -39,6 +39,7 @@ typedef struct bench_results {
 	double emit_single_per_s, emit_per_s;
 	double drain_per_s, drain_exec_per_s;
 	int64_t exec_events;
+	long worker_max_rss_kb;  /* the no-op drain's largest worker, peak */
 	double latency_p50, latency_p95, latency_p99;
 	int64_t latency_samples;
 	double mixed_emit_per_s, mixed_drain_per_s;

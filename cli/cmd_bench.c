@@ -68,6 +68,7 @@ static void report_json(const bench_config *c, const bench_results *r)
 	if (c->phases & BENCH_DRAIN) {
 		cli_json_add_number(o, "drain_per_s", r->drain_per_s);
 		cli_json_add_number(o, "drain_exec_per_s", r->drain_exec_per_s);
+		cli_json_add_number(o, "worker_max_rss_kb", (double)r->worker_max_rss_kb);
 	}
 	if (c->phases & BENCH_LATENCY) {
 		cJSON *l = cli_json_object();
@@ -114,6 +115,7 @@ static void report_text(const bench_config *c, const bench_results *r)
 		printf("drain, --exec /bin/true (%" PRId64 ")%*s%12.0f events/s\n", r->exec_events,
 		       (int)(10 - snprintf(NULL, 0, "%" PRId64, r->exec_events)), "",
 		       r->drain_exec_per_s);
+		printf("worker peak resident set          %12ld KB\n", r->worker_max_rss_kb);
 	}
 	if (c->phases & BENCH_LATENCY)
 		printf("idle wake-up latency              p50 %.2f ms, p95 %.2f ms, p99 %.2f ms "

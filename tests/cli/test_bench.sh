@@ -10,7 +10,7 @@ expect_exit 0
 run --json bench --scratch-table "$SCRATCH" --events 200 --workers 2 --batch-size 20 \
 	--concurrency 2 --duration 300ms --poll-interval 20ms --phase all --max-rows 1000
 expect_exit 0
-expect_json "all(d[k] > 0 for k in ('emit_per_s', 'emit_single_per_s', 'drain_per_s', 'drain_exec_per_s'))" true
+expect_json "all(d[k] > 0 for k in ('emit_per_s', 'emit_single_per_s', 'drain_per_s', 'drain_exec_per_s', 'worker_max_rss_kb'))" true
 expect_json "0 < d['latency_ms']['p50'] <= d['latency_ms']['p95'] <= d['latency_ms']['p99']" true
 expect_json "d['latency_ms']['samples']" 100
 expect_json "d['mixed']['emit_per_s'] > 0 and d['mixed']['drain_per_s'] > 0" true
