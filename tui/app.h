@@ -42,13 +42,17 @@ typedef struct tui_events {
 	evf_order tried;    /* the order `o` last asked for: cycling goes on
 	                       from it when that order gave up (too slow) */
 	bool descending;
-	int64_t matching;   /* evf_count of the filter; -1 = not counted */
+	int64_t matching;   /* evf_count of the filter, at most TUI_COUNT_CAP + 1
+	                       (more than the cap); -1 = not counted */
 } tui_events;
 
 /* How long a page sorted by a column without an index (priority,
  * attempts) may take by default before the list falls back to id order:
  * on a large table with a loose filter such a sort reads every row. */
 enum { TUI_SORT_BUDGET_MS = 80 };
+/* The most matches of a filter counted on each refresh; more show as
+ * "10k+". */
+enum { TUI_COUNT_CAP = 10000 };
 
 typedef struct tui_detail {
 	int64_t id;

@@ -166,8 +166,12 @@ static int events_fetch(tui_app *app)
 	e->matching = -1;
 	if (!app_list_filter(app, &f))
 		e->matching = 0;
-	else if (app->filter.expr)
+	else if (app->filter.expr) {
+		/* capped: a filter matching millions must not read them all on
+		 * every refresh; the status line then says "10k+" */
+		f.limit = TUI_COUNT_CAP + 1;
 		return evf_count(app->db, &f, &e->matching);
+	}
 	else if (app->tab >= 0)
 		e->matching = app->overview.counts[app->tab];
 	return 0;

@@ -286,9 +286,12 @@ static void draw_status(tui_app *app)
 		                 app->filter.expr && app->tab >= 0 ? " " : "",
 		                 app->tab >= 0 ? evf_state_name((evf_state)app->tab) : "");
 		if (app->events.matching >= 0 && n > 0 && (size_t)n < sizeof left)
-			snprintf(left + n, sizeof left - (size_t)n, "  (%s%s match)",
+			snprintf(left + n, sizeof left - (size_t)n, "  (%s%s%s match)",
 			         app->overview.estimated && !app->filter.expr ? approx : "",
-			         tui_fmt_count(count, sizeof count, app->events.matching));
+			         tui_fmt_count(count, sizeof count,
+			                       app->events.matching > TUI_COUNT_CAP ? TUI_COUNT_CAP
+			                                                            : app->events.matching),
+			         app->events.matching > TUI_COUNT_CAP ? "+" : "");
 	} else {
 		snprintf(left, sizeof left, " ? help  / filter  Tab state  1 events  2 types  "
 		         "3 health  q quit");

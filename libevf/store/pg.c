@@ -1226,8 +1226,14 @@ static int pg_count(evf_store *base, const evf_filter *f, int64_t *out)
 	int ext = pg_schema_extended(base), rc;
 	if (ext < 0)
 		return ext;
-	q_sql(&q, "SELECT count(*) FROM %s", s->qt);
+	/* a limit caps the count (see sqlite.c) */
+	q_sql(&q, "SELECT count(*) FROM %s%s", f->limit > 0 ? "(SELECT 1 FROM " : "", s->qt);
 	where_clause(s, &q, f, ext, false);
+	if (f->limit > 0) {
+		q_sql(&q, " LIMIT ");
+		q_int(&q, f->limit);
+		q_sql(&q, ") capped");
+	}
 	PGresult *r = run(s, &q, "counting events", &rc);
 	q_free(&q);
 	if (!r)

@@ -334,6 +334,10 @@ keys o o
 see "sorted by priority"
 see_re ' priority (↑|asc) *$'
 see_line 7 '^ +8 bulk\.row'
+# a filter matching 200,000 rows: its count stops past 10,000
+keys / 'type:bulk.*' Enter
+see "filter: type:bulk.*  (10.0k+ match)"
+see_line 6 '^ +1 bulk\.row'
 keys q
 run_top() { last="evf-top $*"; "$TOP" "$@" >"$T/out" 2>"$T/err"; status=$?; }
 run_top --db "$DB" --sort-budget soon
