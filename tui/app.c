@@ -7,6 +7,7 @@
  * leaves a warning for the status line; the next refresh tries again.
  */
 #include "app.h"
+#include "background.h"
 
 #include <curses.h>
 #include <stdarg.h>
@@ -52,6 +53,7 @@ void app_free(tui_app *app)
 	app_free_rows(app->events.rows, app->events.n);
 	app_free_rows(app->stuck, app->nstuck);
 	app_detail_clear(&app->detail);
+	tui_bg_stop(app->bg);
 	evf_stats_free(app->stats);
 	evf_error_groups_free(app->groups, app->ngroups);
 	tui_filter_free(&app->filter);

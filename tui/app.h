@@ -91,6 +91,9 @@ typedef struct tui_app {
 	tui_detail detail;
 
 	evf_stats *stats;            /* the per-type screen */
+	struct tui_bg *bg;           /* counts them on a thread; NULL until shown */
+	evf_time stats_at;           /* when the shown counts began */
+	int64_t stats_took_ms;       /* and how long they took */
 	int types_sel, types_top;
 
 	evf_error_group *groups;     /* the health screen */

@@ -249,6 +249,8 @@ static void run(tui_app *app, int64_t max_iterations)
 		if (key == ERR) {
 			if (!app->paused && evf_now() >= next_refresh)
 				flags = TUI_REFRESH;
+			else if (app->screen->poll)
+				flags = app->screen->poll(app);
 			continue;
 		}
 		if (key == KEY_RESIZE) {

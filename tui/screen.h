@@ -27,6 +27,9 @@ typedef struct tui_screen_ops {
 	int (*open)(tui_app *app);
 	/* The event the single-event actions apply to; 0 = none. */
 	int64_t (*selected)(const tui_app *app);
+	/* Between refreshes, while keys are awaited: TUI_REDRAW when work
+	 * done in the background has arrived; NULL when there is none. */
+	int (*poll)(tui_app *app);
 } tui_screen_ops;
 
 extern const tui_screen_ops tui_screen_events;

@@ -209,5 +209,5 @@ static int64_t detail_selected(const tui_app *app)
 }
 
 const tui_screen_ops tui_screen_detail = {
-	"detail", detail_fetch, detail_draw, detail_navigate, NULL, detail_selected
+	"detail", detail_fetch, detail_draw, detail_navigate, NULL, detail_selected, NULL
 };

@@ -315,5 +315,5 @@ static int64_t events_selected(const tui_app *app)
 }
 
 const tui_screen_ops tui_screen_events = {
-	"events", events_fetch, events_draw, events_navigate, events_open, events_selected
+	"events", events_fetch, events_draw, events_navigate, events_open, events_selected, NULL
 };

@@ -133,5 +133,5 @@ static int health_navigate(tui_app *app, int delta)
 }
 
 const tui_screen_ops tui_screen_health = {
-	"health", health_fetch, health_draw, health_navigate, NULL, NULL
+	"health", health_fetch, health_draw, health_navigate, NULL, NULL, NULL
 };

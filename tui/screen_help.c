@@ -55,5 +55,5 @@ static int help_navigate(tui_app *app, int delta)
 }
 
 const tui_screen_ops tui_screen_help = {
-	"help", help_fetch, help_draw, help_navigate, NULL, NULL
+	"help", help_fetch, help_draw, help_navigate, NULL, NULL, NULL
 };

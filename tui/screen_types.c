@@ -5,25 +5,57 @@
 #include "app.h"
 
 #include <curses.h>
+#include <stdbool.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "background.h"
 #include "ui.h"
 
 enum { COUNT_WIDTH = 6, RATE_WIDTH = 6 };
 
-static int types_fetch(tui_app *app)
+/* Take the newest counts from the background thread, if any: true when
+ * there were. */
+static bool take_counts(tui_app *app)
 {
-	evf_stats *s;
-	int rc = evf_stats_get(app->db, &s);
+	evf_time at;
+	int64_t took;
+	char error[256];
+	evf_stats *s = tui_bg_take(app->bg, &at, &took, error, sizeof error);
 
-	if (rc)
-		return rc;
+	if (error[0])
+		app_message(app, true, "per-type counts: %s", error);
+	if (!s)
+		return error[0] != '\0';
 	evf_stats_free(app->stats);
 	app->stats = s;
+	app->stats_at = at;
+	app->stats_took_ms = took;
 	if (app->types_sel >= (int)s->ntypes)
 		app->types_sel = s->ntypes ? (int)s->ntypes - 1 : 0;
+	return true;
+}
+
+/* Show the newest counts and ask for more: at every refresh while
+ * counting is quick, but no more than a tenth of the time when it is slow
+ * (a second at a million events). */
+static int types_fetch(tui_app *app)
+{
+	if (!app->bg && tui_bg_start(&app->bg, app->url, app->table) != 0)
+		return EVF_ENOMEM;
+	take_counts(app);
+	int64_t wait_ms = app->stats_took_ms * 10 > app->interval_ms ? app->stats_took_ms * 10
+	                                                             : app->interval_ms;
+	if (!app->stats || evf_now() - app->stats_at >= (wait_ms - 100) * 1000)
+		tui_bg_request(app->bg);
 	return 0;
+}
+
+/* Counts that arrive between refreshes are shown at once. */
+static int types_poll(tui_app *app)
+{
+	return app->bg && take_counts(app) ? TUI_REDRAW : 0;
 }
 
 static int type_width(void)
@@ -73,11 +105,26 @@ static void types_draw(tui_app *app, int top, int rows)
 		o += (size_t)snprintf(line + o, sizeof line - o, " %*s", COUNT_WIDTH, heads[s]);
 	snprintf(line + o, sizeof line - o, " %*s %*s", COUNT_WIDTH, "total", RATE_WIDTH, "err%");
 	ui_line(top, ui_title_attr(app), line);
-	if (!st || st->ntypes == 0) {
+	if (!st) {
+		ui_text(top + 2, 2, COLS - 2, A_NORMAL, "counting...");
+		return;
+	}
+	/* the counts' age, on the last row: they may be seconds old */
+	char age[32], took[32], when[96];
+	evf_time now = evf_now(); /* the clock stats_at was read from */
+	if (app->stats_took_ms < 1000)
+		snprintf(took, sizeof took, "%" PRId64 " ms", app->stats_took_ms);
+	else
+		snprintf(took, sizeof took, "%.1f s", (double)app->stats_took_ms / 1e3);
+	snprintf(when, sizeof when, "counted %s ago in %s%s",
+	         tui_fmt_age(age, sizeof age, now > app->stats_at ? now - app->stats_at : 0),
+	         took, app->bg && tui_bg_busy(app->bg) ? ", counting again" : "");
+	ui_text(top + rows - 1, 1, COLS - 2, A_DIM, when);
+	if (st->ntypes == 0) {
 		ui_text(top + 2, 2, COLS - 2, A_NORMAL, "no events");
 		return;
 	}
-	int visible = rows - 1;
+	int visible = rows - 2;
 	if (app->types_sel < app->types_top)
 		app->types_top = app->types_sel;
 	if (app->types_sel >= app->types_top + visible)
@@ -149,5 +196,5 @@ static int types_open(tui_app *app)
 }
 
 const tui_screen_ops tui_screen_types = {
-	"types", types_fetch, types_draw, types_navigate, types_open, NULL
+	"types", types_fetch, types_draw, types_navigate, types_open, NULL, types_poll
 };

@@ -211,6 +211,16 @@ see "filter: done"
 keys BTab BTab BTab BTab BTab BTab BTab
 see "pending 30"
 
+# ---- the per-type screen: counted on a thread of its own --------------------------------
+keys 2
+see_re '^mail\.send +0 +0 +0 +0 +0 +5 +0 +5 +100\.0%'
+see_re '^order\.created +30 +0 +0 +0 +0 +0 +0 +30 +0\.0%'
+see_re '^ counted [0-9]+s ago in [0-9]+ ms'
+keys j Enter
+see 'filter: type:"order.created"  (30 match)'
+keys Escape
+see "filter cleared"
+
 # ---- requeue and dead-letter, with confirmation ---------------------------------------
 keys / C-u "id:$first_mail" Enter
 see "filter: id:$first_mail"
