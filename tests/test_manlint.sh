@@ -244,6 +244,25 @@ if [ -n "${EVFCTL:-}" ] && [ -x "$EVFCTL" ]; then
 	done
 	echo "ok: evfctl.1 covers the commands and options of evfctl --help"
 
+	# ---- every long option the sources parse is in the help and the page --
+	# The option tables of cli/*.c are what evfctl accepts; the help texts
+	# are written beside them, so an option can be added to one and not
+	# the other.
+	"$EVFCTL" --help >"$tmp/allhelp"
+	for cmd in $cmds; do
+		"$EVFCTL" help "$cmd" >>"$tmp/allhelp"
+	done
+	srcopts=$(grep -hoE '\{ *"[a-z][a-z-]*", *(no|required|optional)_argument' \
+		"$srcdir"/cli/*.c | sed -E 's/\{ *"([^"]*)".*/\1/' | sort -u)
+	[ -n "$srcopts" ] || fail "found no option tables in cli/*.c"
+	for opt in $srcopts; do
+		grep -Eq -- "--$opt([^a-z-]|\$)" "$tmp/allhelp" ||
+			fail "evfctl accepts --$opt, which no --help text shows"
+		grep -Eq "Fl -$opt( |\$)" "$page" ||
+			fail "evfctl accepts --$opt, which evfctl.1 does not describe"
+	done
+	echo "ok: the $(echo "$srcopts" | wc -l) long options of cli/*.c are in the help texts and evfctl.1"
+
 	# ---- evf.conf.5 has every key of `evfctl config`, in its section ------
 	# An empty file and a clean environment: the keys, not anybody's values.
 	conf="$srcdir/man/evf.conf.5"
