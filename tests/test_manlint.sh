@@ -12,7 +12,11 @@
 # Exit 0 pass, 1 fail, 77 skip (no mandoc).
 
 srcdir=${EVF_TEST_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
-cc=${CC:-cc}
+# The compiler and flags of the build (make check passes them), so that the
+# examples link against a sanitized libevf too.
+cc=${EVF_TEST_CC:-${CC:-cc}}
+test_cflags=${EVF_TEST_CFLAGS:-}
+test_ldflags=${EVF_TEST_LDFLAGS:-}
 
 if ! command -v mandoc >/dev/null 2>&1; then
 	echo "test_manlint: mandoc not found, skipping"
@@ -198,7 +202,7 @@ for page in $pages; do
 		extra=
 		[ "$mode" = shared ] && { out="$out.so"; extra="-shared -fPIC"; }
 		# shellcheck disable=SC2086 # flags are words
-		if ! "$cc" $warn $extra -o "$out" "$src" $flags; then
+		if ! "$cc" $test_cflags $warn $extra -o "$out" "$src" $flags $test_ldflags; then
 			fail "example $name of $base does not compile and link"
 			continue
 		fi

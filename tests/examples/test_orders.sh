@@ -27,8 +27,10 @@ status=0
 if flags=$(PKG_CONFIG_PATH="$builddir/libevf${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}" \
 	pkg-config --cflags --libs $pkgs 2>"$T/err"); then
 	# shellcheck disable=SC2086 # the flags are words
-	${CC:-cc} -std=c11 -Wall -Wextra -Werror $defs -o "$T/orders" \
-		"$srcdir/examples/orders.c" $flags >"$T/out" 2>"$T/err" || status=$?
+	# The build's compiler and flags (a sanitized libevf needs them too).
+	${EVF_TEST_CC:-${CC:-cc}} ${EVF_TEST_CFLAGS:-} -std=c11 -Wall -Wextra -Werror \
+		$defs -o "$T/orders" "$srcdir/examples/orders.c" $flags ${EVF_TEST_LDFLAGS:-} \
+		>"$T/out" 2>"$T/err" || status=$?
 else
 	status=$?
 fi
