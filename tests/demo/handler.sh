@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Demo handler for ./quickstart (run by `evfctl process --exec`): takes a
+# Demo handler for ./quickstart (email.send of examples/orders.c, run as a
+# command handler like `evfctl process --exec`): takes a
 # moment, and fails now and then the way real handlers do, so that the demo
 # shows retries and dead letters.  About 15% of calls fail and are retried
 # (exit 1), about 3% fail for good (exit 65: dead-lettered at once), the
