@@ -5,7 +5,8 @@
  * --plugin shared objects; the claim loop, leases, retries and logging
  * belong to the library.  Here we only wire the options to it, filter the
  * log by log_level, turn SIGINT/SIGTERM into evf_worker_stop() and print
- * the counters at the end.
+ * the counters at the end (of all threads: --concurrency is the
+ * library's).
  */
 #include "cli.h"
 
@@ -151,7 +152,7 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 		OPT_LIMIT, OPT_BATCH_SIZE, OPT_ONCE, OPT_OLDER_THAN, OPT_ONLY_ERRORS,
 		OPT_MAX_ATTEMPTS, OPT_REQUEUE_ERRORS, OPT_LOCK_TIMEOUT,
 		OPT_POLL_INTERVAL, OPT_NAME, OPT_NO_LISTEN, OPT_METRICS_TEXTFILE,
-		OPT_STATSD, OPT_METRICS_INTERVAL
+		OPT_STATSD, OPT_METRICS_INTERVAL, OPT_CONCURRENCY
 	};
 	static const struct option longopts[] = {
 		{ "exec", required_argument, NULL, OPT_EXEC },
@@ -160,6 +161,7 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 		{ "types", required_argument, NULL, OPT_TYPES },
 		{ "limit", required_argument, NULL, OPT_LIMIT },
 		{ "batch-size", required_argument, NULL, OPT_BATCH_SIZE },
+		{ "concurrency", required_argument, NULL, OPT_CONCURRENCY },
 		{ "once", no_argument, NULL, OPT_ONCE },
 		{ "older-than", required_argument, NULL, OPT_OLDER_THAN },
 		{ "only-errors", no_argument, NULL, OPT_ONLY_ERRORS },
@@ -205,6 +207,9 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 			break;
 		case OPT_BATCH_SIZE:
 			rc = cli_set(ctx, "evf.batch_size", optarg, "--batch-size");
+			break;
+		case OPT_CONCURRENCY:
+			rc = cli_set(ctx, "evf.concurrency", optarg, "--concurrency");
 			break;
 		case OPT_ONCE:
 			w->once = true;

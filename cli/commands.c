@@ -42,6 +42,8 @@ static const cli_command commands[] = {
 	  "  --types A,B            claim only these types\n"
 	  "  --limit N              stop after N outcomes\n"
 	  "  --batch-size N         events per claim (default: batch_size, 100)\n"
+	  "  --concurrency N        run N handlers at once, each thread on its own\n"
+	  "                         connection (default: concurrency, 1)\n"
 	  "  --once                 drain what is ready, then exit\n"
 	  "  --older-than DURATION  only events created at least this long ago\n"
 	  "  --only-errors          only events whose last attempt failed\n"

@@ -314,9 +314,9 @@ typedef struct evf_outcome {
 	double duration_ms;
 } evf_outcome;
 
-/* Version 2 appended the metrics fields; version 1 structs are still
- * accepted (their metrics are off). */
-#define EVF_WORKER_OPTIONS_VERSION 2
+/* Version 2 appended the metrics fields, version 3 concurrency; structs of versions 1 and 2 are still accepted (what they lack
+ * is off). */
+#define EVF_WORKER_OPTIONS_VERSION 3
 typedef struct evf_worker_options {
 	unsigned version;
 	const char *name;          /* prefix of the worker id; default hostname */
@@ -344,19 +344,26 @@ typedef struct evf_worker_options {
 	const char *metrics_textfile;
 	const char *statsd;
 	int64_t metrics_interval_ms; /* default 5000 (0 also means 5000) */
+	/* Version 3.  Handlers running at once in evf_worker_run(), each
+	 * thread on a connection of its own (0 or 1: the caller's thread
+	 * only; see libevf(3), Concurrency). */
+	int concurrency;
 } evf_worker_options;
 #define EVF_WORKER_OPTIONS_INIT { EVF_WORKER_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, \
 	false, 0, false, 0, false, 0, 0, NULL, NULL, EVF_LOG_LOGFMT, NULL, NULL, NULL, \
-	NULL, NULL, 5000 }
+	NULL, NULL, 5000, 0 }
 
 /* The worker borrows db (keep it open until evf_worker_free). */
 int evf_worker_new(evf_worker **out, evf_db *db, const evf_worker_options *opts);
 void evf_worker_free(evf_worker *w);
 
 /* Claim, run and record until evf_worker_stop(), the limit, or (once)
- * nothing is ready.  Returns 0, or an error that stopped it. */
+ * nothing is ready.  Returns 0, or an error that stopped it.  With
+ * concurrency > 1 it runs that many handler threads, each on a connection
+ * of its own opened from db's URL, and returns when all have stopped. */
 int evf_worker_run(evf_worker *w);
-/* Claim and run at most one batch; *out_n (may be NULL) gets its size. */
+/* Claim and run at most one batch on the caller's thread (whatever the
+ * concurrency); *out_n (may be NULL) gets its size. */
 int evf_worker_step(evf_worker *w, size_t *out_n);
 /* Ask a running worker to stop after the current handler; unstarted claims
  * are released.  Async-signal-safe. */
@@ -586,6 +593,8 @@ typedef struct evf_settings {
 		int dead_warning, dead_critical;
 		int64_t idle_queue_ms;
 	} health;
+	/* Appended after the rest, so that their offsets never move. */
+	int concurrency;                /* [evf] concurrency */
 } evf_settings;
 
 /* The defaults, each with source "default".  *out is the caller's:
@@ -635,7 +644,8 @@ int evf_settings_foreach(const evf_settings *s,
  * fields are left as they are.  out->table is borrowed from s. */
 void evf_settings_options(const evf_settings *s, evf_options *out);
 /* Fill the worker options (name, batch size, lock timeout, poll interval,
- * log format) of *out from s; the rest is left alone.  Borrows from s. */
+ * log format, metrics, and from version 3 concurrency) of *out from s;
+ * the rest is left alone.  Borrows from s. */
 void evf_settings_worker_options(const evf_settings *s, evf_worker_options *out);
 /* evf_health_check()'s thresholds from the [health] keys. */
 struct evf_health_thresholds;

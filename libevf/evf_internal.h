@@ -41,7 +41,13 @@ struct evf_db {
 	evf_options opts;
 	char *table;
 	evfi_url url;
+	bool borrowed;   /* on the caller's connection: cannot be opened again */
 };
+
+/* Open another connection to the same database with the same options,
+ * for a worker thread; EVF_EINVAL for a borrowed connection or an
+ * in-memory SQLite database (another connection would see another one). */
+int evfi_db_reopen(const evf_db *db, evf_db **out);
 
 /* Fill defaults into a copy of caller options. */
 void evfi_options_resolve(evf_options *dst, const evf_options *src);
@@ -151,6 +157,7 @@ int evfi_fail_basic(const char *what, const char *table);
 
 /* ---- workers (handler.c, worker.c) -------------------------------------- */
 
+#include <pthread.h>
 #include <signal.h>
 
 typedef struct evfi_handler {
@@ -168,8 +175,18 @@ typedef struct evfi_result {
 	char *message;
 } evfi_result;
 
-struct evf_job {
+/* One thread's share of a worker: its connection, its random numbers and
+ * the batch it is running (for evf_job_extend). */
+typedef struct evfi_lane {
 	evf_worker *w;
+	evf_db *db;
+	evf_lease *leases;
+	size_t nleases;
+	uint64_t rng;
+} evfi_lane;
+
+struct evf_job {
+	evfi_lane *lane;
 	const evf_event *const *evs; /* the events of this call */
 	evfi_result *res;            /* one per event of this call */
 	size_t n;
@@ -188,16 +205,29 @@ struct evf_worker {
 	void **plugins;          /* dlopen handles, closed last */
 	size_t nplugins;
 	volatile sig_atomic_t stop;
-	evf_worker_counters counters;
 	int64_t lock_ms, poll_ms;
-	uint64_t rng;
-	/* the batch being worked on, for evf_job_extend */
-	evf_lease *leases;
-	size_t nleases;
+	evfi_lane lane;          /* the caller's thread, on the caller's db */
+	/* What the threads of a concurrent run share: the counters, the
+	 * metrics and the log and outcome callbacks (called one at a time). */
+	pthread_mutex_t mu;
+	evf_worker_counters counters;
 	evfi_metrics *metrics;   /* NULL: off */
 };
 
 const evfi_handler *evfi_handler_find(const evf_worker *w, const char *type);
+
+/* worker.c, for pool.c: claim up to `want` events on a lane; run, record
+ * and report a claimed batch (taking the events); the outcomes so far;
+ * errors a worker waits out; sleeping and saying so. */
+int evfi_worker_claim(evfi_lane *l, int64_t want, evf_event ***evs, size_t *n);
+int evfi_batch_process(evfi_lane *l, evf_event **evs, size_t n);
+int64_t evfi_worker_outcomes(evf_worker *w);
+bool evfi_transient(int rc);
+void evfi_worker_idle(evfi_lane *l, int64_t ms);
+void evfi_log_retry(evf_worker *w, int64_t pause);
+/* pool.c: evf_worker_run with w->o.concurrency threads (at most this). */
+#define EVFI_MAX_CONCURRENCY 256
+int evfi_pool_run(evf_worker *w);
 void evfi_handlers_free(evf_worker *w);
 void evfi_result_clear(evfi_result *r);
 void evfi_plugins_close(evf_worker *w);

@@ -53,6 +53,7 @@ static const struct key keys[] = {
 	{ "evf", "poll_interval", "EVF_POLL_INTERVAL", K_DURATION, "1s", 1, DUR_MAX, F(evf.poll_interval_ms) },
 	{ "evf", "busy_timeout", "EVF_BUSY_TIMEOUT", K_DURATION, "10s", 1, INT_MAX, F(evf.busy_timeout_ms) },
 	{ "evf", "batch_size", "EVF_BATCH_SIZE", K_INT, "100", 1, 10000, F(evf.batch_size) },
+	{ "evf", "concurrency", "EVF_CONCURRENCY", K_INT, "1", 1, EVFI_MAX_CONCURRENCY, F(concurrency) },
 	{ "evf", "listen", "EVF_LISTEN", K_BOOL, "yes", 0, 0, F(evf.listen) },
 	{ "evf", "exec_timeout", "EVF_EXEC_TIMEOUT", K_DURATION, "0", 0, DUR_MAX, F(evf.exec_timeout_ms) },
 	{ "evf", "worker_name", "EVF_WORKER_NAME", K_STRING, NULL, 0, 0, F(evf.worker_name) },
@@ -870,6 +871,8 @@ void evf_settings_worker_options(const evf_settings *s, evf_worker_options *out)
 	out->metrics_textfile = s->metrics.textfile;
 	out->statsd = s->metrics.statsd;
 	out->metrics_interval_ms = s->metrics.interval_ms;
+	if (out->version >= 3) /* an older caller's struct ends before */
+		out->concurrency = s->concurrency;
 }
 
 void evf_settings_health_thresholds(const evf_settings *s, evf_health_thresholds *out)

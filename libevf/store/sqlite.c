@@ -1644,6 +1644,11 @@ int evfi_sqlite_open(evf_store **out, const char *path, const evf_options *o,
 	return 0;
 }
 
+bool evfi_sqlite_threadsafe(void)
+{
+	return sqlite3_threadsafe() != 0;
+}
+
 int evfi_sqlite_wrap(evf_store **out, struct sqlite3 *conn, const evf_options *o,
                      const char *table)
 {

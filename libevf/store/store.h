@@ -143,6 +143,9 @@ int evfi_sqlite_open(evf_store **out, const char *path, const evf_options *o,
                      const char *table);
 int evfi_sqlite_wrap(evf_store **out, struct sqlite3 *conn,
                      const evf_options *o, const char *table);
+/* False when the SQLite library was built without threads: then even
+ * one connection per thread is unsafe. */
+bool evfi_sqlite_threadsafe(void);
 #ifdef HAVE_LIBPQ
 int evfi_pg_open(evf_store **out, const char *conninfo, const evf_options *o,
                  const char *table);

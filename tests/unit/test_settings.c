@@ -167,6 +167,7 @@ static void test_defaults(void **state)
 	assert_int_equal(s->evf.poll_interval_ms, 1000);
 	assert_int_equal(s->evf.busy_timeout_ms, 10000);
 	assert_int_equal(s->evf.batch_size, 100);
+	assert_int_equal(s->concurrency, 1);
 	assert_true(s->evf.listen);
 	assert_int_equal(s->evf.exec_timeout_ms, 0);
 	assert_null(s->evf.worker_name);
@@ -189,7 +190,7 @@ static void test_defaults(void **state)
 	assert_null(evf_settings_path(s));
 
 	assert_int_equal(evf_settings_foreach(s, count_cb, &n), 0);
-	assert_int_equal(n, 27);
+	assert_int_equal(n, 28);
 	evf_settings_foreach(s, env_rule_cb, NULL);
 	expect_setting(s, "evf.lock_timeout", "5m", "default");
 	expect_setting(s, "evf.listen", "yes", "default");
@@ -612,11 +613,12 @@ static void test_foreach_and_options(void **state)
 	assert_int_equal(evf_settings_foreach(s, stop_at_second, &n), 42);
 	assert_int_equal(n, 2);
 	evf_settings_foreach(s, order_cb, &o);
-	assert_int_equal(o.n, 29);
-	assert_string_equal(o.names[13], "evf.log_level");
-	assert_string_equal(o.names[14], "handlers.b");
-	assert_string_equal(o.names[15], "handlers.a");
-	assert_string_equal(o.names[16], "metrics.textfile");
+	assert_int_equal(o.n, 30);
+	assert_string_equal(o.names[9], "evf.concurrency");
+	assert_string_equal(o.names[14], "evf.log_level");
+	assert_string_equal(o.names[15], "handlers.b");
+	assert_string_equal(o.names[16], "handlers.a");
+	assert_string_equal(o.names[17], "metrics.textfile");
 
 	evf_options opts = EVF_OPTIONS_INIT;
 	opts.create = true;
@@ -636,13 +638,21 @@ static void test_foreach_and_options(void **state)
 	w.once = true;
 	EVF_OK_OR_FAIL(evf_settings_set(s, "evf.batch_size", "7", "--batch-size"));
 	EVF_OK_OR_FAIL(evf_settings_set(s, "evf.log_format", "json", "--log-format"));
+	EVF_OK_OR_FAIL(evf_settings_set(s, "evf.concurrency", "6", "--concurrency"));
 	evf_settings_worker_options(s, &w);
+	assert_int_equal(w.concurrency, 6);
 	assert_true(w.once);
 	assert_string_equal(w.name, "w");
 	assert_int_equal(w.batch_size, 7);
 	assert_int_equal(w.lock_timeout_ms, 300000);
 	assert_int_equal(w.poll_interval_ms, 1000);
 	assert_int_equal(w.log_format, EVF_LOG_JSON);
+	/* a version 2 struct ends before concurrency: never written */
+	struct { evf_worker_options o; int guard; } v2 = { EVF_WORKER_OPTIONS_INIT, 0 };
+	v2.o.version = 2;
+	v2.o.concurrency = 0;
+	evf_settings_worker_options(s, &v2.o);
+	assert_int_equal(v2.o.concurrency, 0);
 	evf_settings_free(s);
 }
 
