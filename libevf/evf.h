@@ -314,7 +314,19 @@ typedef struct evf_outcome {
 	double duration_ms;
 } evf_outcome;
 
-/* Version 2 appended the metrics fields, version 3 concurrency; structs of versions 1 and 2 are still accepted (what they lack
+/* A limit on how fast events of some types start (see libevf(3), Rate
+ * limits).  Every limit whose pattern matches an event's type applies. */
+typedef struct evf_rate_limit {
+	const char *type;     /* an exact type, a glob with '*', or "*" for all */
+	double per_second;    /* > 0; 1/60 is one a minute */
+	bool global;          /* shared by every worker through the database */
+} evf_rate_limit;
+/* Parse "N/s", "N/m" or "N/h" (N a positive decimal) into events per
+ * second. */
+int evf_rate_parse(double *out_per_second, const char *text);
+
+/* Version 2 appended the metrics fields, version 3 concurrency and rate
+ * limits; structs of versions 1 and 2 are still accepted (what they lack
  * is off). */
 #define EVF_WORKER_OPTIONS_VERSION 3
 typedef struct evf_worker_options {
@@ -348,10 +360,14 @@ typedef struct evf_worker_options {
 	 * thread on a connection of its own (0 or 1: the caller's thread
 	 * only; see libevf(3), Concurrency). */
 	int concurrency;
+	/* Version 3.  Limits on how fast events start (see libevf(3), Rate
+	 * limits); copied by evf_worker_new. */
+	const evf_rate_limit *rates;
+	size_t nrates;
 } evf_worker_options;
 #define EVF_WORKER_OPTIONS_INIT { EVF_WORKER_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, \
 	false, 0, false, 0, false, 0, 0, NULL, NULL, EVF_LOG_LOGFMT, NULL, NULL, NULL, \
-	NULL, NULL, 5000, 0 }
+	NULL, NULL, 5000, 0, NULL, 0 }
 
 /* The worker borrows db (keep it open until evf_worker_free). */
 int evf_worker_new(evf_worker **out, evf_db *db, const evf_worker_options *opts);
@@ -595,6 +611,8 @@ typedef struct evf_settings {
 	} health;
 	/* Appended after the rest, so that their offsets never move. */
 	int concurrency;                /* [evf] concurrency */
+	const evf_rate_limit *rates;    /* [rates], then [global_rates] */
+	size_t nrates;
 } evf_settings;
 
 /* The defaults, each with source "default".  *out is the caller's:
@@ -644,7 +662,8 @@ int evf_settings_foreach(const evf_settings *s,
  * fields are left as they are.  out->table is borrowed from s. */
 void evf_settings_options(const evf_settings *s, evf_options *out);
 /* Fill the worker options (name, batch size, lock timeout, poll interval,
- * log format, metrics, and from version 3 concurrency) of *out from s;
+ * log format, metrics, and from version 3 concurrency and rate limits)
+ * of *out from s;
  * the rest is left alone.  Borrows from s. */
 void evf_settings_worker_options(const evf_settings *s, evf_worker_options *out);
 /* evf_health_check()'s thresholds from the [health] keys. */

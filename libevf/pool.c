@@ -281,8 +281,9 @@ static void claim_loop(pool *p)
 
 		evf_event **evs;
 		size_t n;
+		int64_t wait;
 		int rc = evfi_worker_claim(&w->lane, r < w->o.batch_size ? r : w->o.batch_size,
-		                           &evs, &n);
+		                           &evs, &n, &wait);
 		if (evfi_transient(rc)) {
 			pause = pause ? (pause * 2 > 5000 ? 5000 : pause * 2) : 10;
 			evfi_log_retry(w, pause);
@@ -296,9 +297,10 @@ static void claim_loop(pool *p)
 		}
 		if (n == 0) {
 			free(evs);
-			if (w->o.once)
+			/* a rate limit that held events back is not "nothing ready" */
+			if (w->o.once && !wait)
 				return; /* the threads finish what is queued */
-			evfi_worker_idle(&w->lane, w->poll_ms);
+			evfi_worker_idle(&w->lane, wait && wait < w->poll_ms ? wait : w->poll_ms);
 			continue;
 		}
 		if ((rc = enqueue(p, evs, n))) {

@@ -121,6 +121,12 @@ int evf_worker_new(evf_worker **out, evf_db *db, const evf_worker_options *opts)
 		w->ntypes = w->types ? w->o.ntypes : 0;
 	}
 	w->o.types = NULL;
+	int rrc = evfi_rate_new(&w->rate, w->o.rates, w->o.nrates);
+	w->o.rates = NULL; /* copied */
+	if (rrc) {
+		evf_worker_free(w);
+		return rrc;
+	}
 	if (!w->id || (w->o.ntypes && !w->types)) {
 		evf_worker_free(w);
 		return evfi_fail(EVF_ENOMEM, "out of memory");
@@ -143,6 +149,7 @@ void evf_worker_free(evf_worker *w)
 	evfi_metrics_free(w->metrics);
 	evfi_handlers_free(w);
 	evfi_plugins_close(w);
+	evfi_rate_free(w->rate);
 	for (size_t i = 0; i < w->ntypes; i++)
 		free(w->types[i]);
 	free(w->types);
@@ -338,28 +345,42 @@ static void report(evf_worker *w, const evf_outcome *o)
 	}
 }
 
-int evfi_worker_claim(evfi_lane *l, int64_t want, evf_event ***evs, size_t *n)
+int evfi_worker_claim(evfi_lane *l, int64_t want, evf_event ***evs, size_t *n,
+                      int64_t *wait_ms)
 {
 	evf_worker *w = l->w;
-	const char *const *types;
-	size_t ntypes;
+	evf_store *s = l->db->store;
+	const char *const *types, *const *skip = NULL;
+	size_t ntypes, nskip = 0;
 	int rc = claim_types(w, &types, &ntypes);
 	*evs = NULL;
 	*n = 0;
+	*wait_ms = 0;
 	if (rc || want <= 0)
 		return rc;
+	if (w->rate) {
+		/* releasing what a limit holds back needs leases */
+		if ((rc = s->ops->schema_extended(s)) <= 0)
+			return rc < 0 ? rc : evfi_fail(EVF_EBASIC, "rate limits need the lease "
+			                 "columns, which table %s lacks (evfctl migrate adds them)",
+			                 l->db->table);
+		if ((rc = evfi_rate_before(w->rate, s, &want, &skip, &nskip, wait_ms)) || !want)
+			return rc;
+	}
 	evf_claim c = {
 		.worker_id = w->id, .types = types, .ntypes = ntypes, .limit = (int)want,
 		.lock_ms = w->lock_ms, .only_errors = w->o.only_errors,
 		.max_attempts = w->o.max_attempts,
 		.older_than = w->o.older_than_ms ? evf_now() - w->o.older_than_ms * 1000 : 0,
+		.skip = skip, .nskip = nskip,
 	};
-	evf_store *s = l->db->store;
-	return s->ops->claim(s, &c, evs, n);
+	if ((rc = s->ops->claim(s, &c, evs, n)) || !w->rate || !*n)
+		return rc;
+	return evfi_rate_admit(w->rate, s, w->id, *evs, n, wait_ms);
 }
 
 /* A batch's worth, or what the limit leaves. */
-static int claim_batch(evfi_lane *l, evf_event ***evs, size_t *n)
+static int claim_batch(evfi_lane *l, evf_event ***evs, size_t *n, int64_t *wait_ms)
 {
 	evf_worker *w = l->w;
 	int64_t want = w->o.batch_size;
@@ -368,7 +389,7 @@ static int claim_batch(evfi_lane *l, evf_event ***evs, size_t *n)
 		if (w->o.limit - done < want)
 			want = w->o.limit - done;
 	}
-	return evfi_worker_claim(l, want, evs, n);
+	return evfi_worker_claim(l, want, evs, n, wait_ms);
 }
 
 /* Sleep up to ms, waking early when asked to stop (or, where the store
@@ -651,7 +672,7 @@ int evf_worker_step(evf_worker *w, size_t *out_n)
 
 	if (out_n)
 		*out_n = 0;
-	if ((rc = claim_batch(&w->lane, &evs, &n)))
+	if ((rc = claim_batch(&w->lane, &evs, &n, &w->rate_wait_ms)))
 		return rc;
 	if (n == 0) {
 		free(evs);
@@ -722,9 +743,11 @@ static int run_loop(evf_worker *w)
 		if (w->o.limit && evfi_worker_outcomes(w) >= w->o.limit)
 			break;
 		if (n == 0) {
-			if (w->o.once)
+			/* a rate limit held events back: not "nothing ready" */
+			int64_t wait = w->rate_wait_ms;
+			if (w->o.once && !wait)
 				break;
-			evfi_worker_idle(&w->lane, w->poll_ms);
+			evfi_worker_idle(&w->lane, wait && wait < w->poll_ms ? wait : w->poll_ms);
 		}
 	}
 	return 0;
