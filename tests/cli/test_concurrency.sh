@@ -77,16 +77,20 @@ expect_field "$f2" error_message nope
 # started go back untouched (no attempt counted), exit 0.
 evf mark-processed --all >/dev/null
 for i in 1 2 3 4 5 6; do evf emit term >/dev/null; done
+# The handlers wait for $T/go, so nothing depends on how fast this
+# machine is: SIGTERM goes while both are surely running.
 "$EVFCTL" --table "$TABLE" process --concurrency 2 --poll-interval 100ms \
-	--exec 'term=sleep 2' </dev/null >"$T/bg.out" 2>"$T/bg.err" &
+	--exec "term=echo \$EVF_EVENT_ID >>'$T/term.started'; while [ ! -e '$T/go' ]; do sleep 0.05; done" \
+	</dev/null >"$T/bg.out" 2>"$T/bg.err" &
 pid=$!
 i=0
-until [ "$(count_events --type term --state running)" -ge 2 ] || [ $i -ge 200 ]; do
+until [ "$(cat "$T/term.started" 2>/dev/null | wc -l)" -ge 2 ] || [ $i -ge 600 ]; do
 	sleep 0.05
 	i=$((i + 1))
 done
-sleep 0.3 # both handlers under way
 kill -TERM "$pid"
+sleep 0.5 # the stop is seen while both handlers still run
+: >"$T/go"
 wait "$pid"
 status=$?
 last="process --concurrency 2 (SIGTERM)"
