@@ -5,7 +5,8 @@
  * --plugin shared objects; the claim loop, leases, retries and logging
  * belong to the library.  Here we only wire the options to it, filter the
  * log by log_level, turn SIGINT/SIGTERM into evf_worker_stop() and print
- * the counters at the end.
+ * the counters at the end (of all threads: --concurrency is the
+ * library's).
  */
 #include "cli.h"
 
@@ -31,6 +32,8 @@ struct process_args {
 	size_t nplugins;
 	char *types_text; /* --types, split in place at the commas */
 	const char **types;
+	evf_rate_limit *rates; /* --rate and --rate-global: types point into argv */
+	size_t nrates;
 };
 
 /* The signal handler's only way to the worker; evf_worker_stop() is
@@ -96,6 +99,33 @@ static void args_free(struct process_args *a)
 	free(a->plugins);
 	free(a->types_text);
 	free(a->types);
+	for (size_t i = 0; i < a->nrates; i++)
+		free((char *)a->rates[i].type);
+	free(a->rates);
+}
+
+/* TYPE=RATE: the type may hold '=', the rate never does. */
+static int add_rate(const cli_ctx *ctx, struct process_args *a, const char *spec,
+                    bool global)
+{
+	const char *flag = global ? "--rate-global" : "--rate";
+	const char *eq = strrchr(spec, '=');
+	evf_rate_limit *r = &a->rates[a->nrates];
+
+	if (eq == NULL || eq == spec || eq[1] == '\0')
+		return cli_usage(ctx, "bad %s '%s': use TYPE=N/s, N/m or N/h", flag, spec);
+	if (evf_rate_parse(&r->per_second, eq + 1) < 0)
+		return cli_usage(ctx, "bad %s '%s': %s", flag, spec, evf_error_last());
+	for (size_t i = 0; i < a->nrates; i++)
+		if (a->rates[i].global == global && strlen(a->rates[i].type) == (size_t)(eq - spec) &&
+		    !strncmp(a->rates[i].type, spec, (size_t)(eq - spec)))
+			return cli_usage(ctx, "bad %s '%s': a second rate for that type", flag, spec);
+	r->type = strndup(spec, (size_t)(eq - spec));
+	if (r->type == NULL)
+		cli_oom();
+	r->global = global;
+	a->nrates++;
+	return CLI_EXIT_OK;
 }
 
 static int add_exec(const cli_ctx *ctx, struct process_args *a, const char *spec)
@@ -151,7 +181,7 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 		OPT_LIMIT, OPT_BATCH_SIZE, OPT_ONCE, OPT_OLDER_THAN, OPT_ONLY_ERRORS,
 		OPT_MAX_ATTEMPTS, OPT_REQUEUE_ERRORS, OPT_LOCK_TIMEOUT,
 		OPT_POLL_INTERVAL, OPT_NAME, OPT_NO_LISTEN, OPT_METRICS_TEXTFILE,
-		OPT_STATSD, OPT_METRICS_INTERVAL
+		OPT_STATSD, OPT_METRICS_INTERVAL, OPT_CONCURRENCY, OPT_RATE, OPT_RATE_GLOBAL
 	};
 	static const struct option longopts[] = {
 		{ "exec", required_argument, NULL, OPT_EXEC },
@@ -160,6 +190,9 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 		{ "types", required_argument, NULL, OPT_TYPES },
 		{ "limit", required_argument, NULL, OPT_LIMIT },
 		{ "batch-size", required_argument, NULL, OPT_BATCH_SIZE },
+		{ "concurrency", required_argument, NULL, OPT_CONCURRENCY },
+		{ "rate", required_argument, NULL, OPT_RATE },
+		{ "rate-global", required_argument, NULL, OPT_RATE_GLOBAL },
 		{ "once", no_argument, NULL, OPT_ONCE },
 		{ "older-than", required_argument, NULL, OPT_OLDER_THAN },
 		{ "only-errors", no_argument, NULL, OPT_ONLY_ERRORS },
@@ -181,7 +214,8 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 	/* Each --exec or --plugin takes at least one argument. */
 	a->execs = calloc((size_t)argc, sizeof *a->execs);
 	a->plugins = calloc((size_t)argc, sizeof *a->plugins);
-	if (a->execs == NULL || a->plugins == NULL)
+	a->rates = calloc((size_t)argc, sizeof *a->rates);
+	if (a->execs == NULL || a->plugins == NULL || a->rates == NULL)
 		cli_oom();
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -205,6 +239,13 @@ static int parse_args(const cli_ctx *ctx, struct process_args *a, int argc, char
 			break;
 		case OPT_BATCH_SIZE:
 			rc = cli_set(ctx, "evf.batch_size", optarg, "--batch-size");
+			break;
+		case OPT_RATE:
+		case OPT_RATE_GLOBAL:
+			rc = add_rate(ctx, a, optarg, c == OPT_RATE_GLOBAL);
+			break;
+		case OPT_CONCURRENCY:
+			rc = cli_set(ctx, "evf.concurrency", optarg, "--concurrency");
 			break;
 		case OPT_ONCE:
 			w->once = true;
@@ -313,6 +354,10 @@ int cmd_process(const cli_ctx *ctx, int argc, char **argv)
 	if (rc >= 0)
 		goto out;
 	evf_settings_worker_options(ctx->settings, &a.wopts);
+	if (a.nrates) { /* the flags replace [rates] and [global_rates] */
+		a.wopts.rates = a.rates;
+		a.wopts.nrates = a.nrates;
+	}
 	a.wopts.log = log_to_stderr;
 	a.wopts.log_user = &ctx->settings->evf.log_level;
 

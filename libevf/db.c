@@ -89,6 +89,7 @@ int evf_open_sqlite(evf_db **out, struct sqlite3 *conn, const evf_options *opts)
 		return evfi_fail(EVF_EINVAL, "no SQLite connection given");
 	if ((rc = db_new(&db, opts)))
 		return rc;
+	db->borrowed = true;
 	db->url.backend = strdup("sqlite");
 	db->url.target = strdup("(caller's connection)");
 	db->url.display = strdup("sqlite:(caller's connection)");
@@ -114,6 +115,7 @@ int evf_open_pg(evf_db **out, struct pg_conn *conn, const evf_options *opts)
 	int rc;
 	if ((rc = db_new(&db, opts)))
 		return rc;
+	db->borrowed = true;
 	db->url.backend = strdup("postgresql");
 	db->url.target = strdup("(caller's connection)");
 	db->url.display = strdup("postgresql:(caller's connection)");
@@ -132,6 +134,47 @@ int evf_open_pg(evf_db **out, struct pg_conn *conn, const evf_options *opts)
 	return evfi_fail(EVF_ENOBACKEND, "this build has no postgresql backend "
 	                 "(configure --with-libpq)");
 #endif
+}
+
+int evfi_db_reopen(const evf_db *db, evf_db **out)
+{
+	*out = NULL;
+	if (db->borrowed)
+		return evfi_fail(EVF_EINVAL, "a worker with concurrency needs a database "
+		                 "opened by URL, not the caller's own connection");
+	if (!strcmp(db->url.backend, "sqlite") && !strcmp(db->url.target, ":memory:"))
+		return evfi_fail(EVF_EINVAL, "a worker with concurrency cannot share an "
+		                 "in-memory SQLite database");
+	evf_options o = db->opts;
+	o.create = false;
+	/* the display form is the URL with the password masked: reopen by the
+	 * backend's own target instead */
+	evf_db *n;
+	int rc = db_new(&n, &o);
+	if (rc)
+		return rc;
+	n->url.backend = strdup(db->url.backend);
+	n->url.target = strdup(db->url.target);
+	n->url.display = strdup(db->url.display);
+	if (!n->url.backend || !n->url.target || !n->url.display) {
+		evf_close(n);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	if (!strcmp(db->url.backend, "sqlite"))
+		rc = evfi_sqlite_open(&n->store, n->url.target, &n->opts, n->table);
+#ifdef HAVE_LIBPQ
+	else
+		rc = evfi_pg_open(&n->store, n->url.target, &n->opts, n->table);
+#else
+	else
+		rc = evfi_fail(EVF_ENOBACKEND, "this build has no %s backend", db->url.backend);
+#endif
+	if (rc) {
+		evf_close(n);
+		return rc;
+	}
+	*out = n;
+	return 0;
 }
 
 void evf_close(evf_db *db)

@@ -315,9 +315,21 @@ typedef struct evf_outcome {
 	double duration_ms;
 } evf_outcome;
 
-/* Version 2 appended the metrics fields; version 1 structs are still
- * accepted (their metrics are off). */
-#define EVF_WORKER_OPTIONS_VERSION 2
+/* A limit on how fast events of some types start (see libevf(3), Rate
+ * limits).  Every limit whose pattern matches an event's type applies. */
+typedef struct evf_rate_limit {
+	const char *type;     /* an exact type, a glob with '*', or "*" for all */
+	double per_second;    /* > 0; 1/60 is one a minute */
+	bool global;          /* shared by every worker through the database */
+} evf_rate_limit;
+/* Parse "N/s", "N/m" or "N/h" (N a positive decimal) into events per
+ * second. */
+int evf_rate_parse(double *out_per_second, const char *text);
+
+/* Version 2 appended the metrics fields, version 3 concurrency and rate
+ * limits; structs of versions 1 and 2 are still accepted (what they lack
+ * is off). */
+#define EVF_WORKER_OPTIONS_VERSION 3
 typedef struct evf_worker_options {
 	unsigned version;
 	const char *name;          /* prefix of the worker id; default hostname */
@@ -345,19 +357,30 @@ typedef struct evf_worker_options {
 	const char *metrics_textfile;
 	const char *statsd;
 	int64_t metrics_interval_ms; /* default 5000 (0 also means 5000) */
+	/* Version 3.  Handlers running at once in evf_worker_run(), each
+	 * thread on a connection of its own (0 or 1: the caller's thread
+	 * only; see libevf(3), Concurrency). */
+	int concurrency;
+	/* Version 3.  Limits on how fast events start (see libevf(3), Rate
+	 * limits); copied by evf_worker_new. */
+	const evf_rate_limit *rates;
+	size_t nrates;
 } evf_worker_options;
 #define EVF_WORKER_OPTIONS_INIT { EVF_WORKER_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, \
 	false, 0, false, 0, false, 0, 0, NULL, NULL, EVF_LOG_LOGFMT, NULL, NULL, NULL, \
-	NULL, NULL, 5000 }
+	NULL, NULL, 5000, 0, NULL, 0 }
 
 /* The worker borrows db (keep it open until evf_worker_free). */
 int evf_worker_new(evf_worker **out, evf_db *db, const evf_worker_options *opts);
 void evf_worker_free(evf_worker *w);
 
 /* Claim, run and record until evf_worker_stop(), the limit, or (once)
- * nothing is ready.  Returns 0, or an error that stopped it. */
+ * nothing is ready.  Returns 0, or an error that stopped it.  With
+ * concurrency > 1 it runs that many handler threads, each on a connection
+ * of its own opened from db's URL, and returns when all have stopped. */
 int evf_worker_run(evf_worker *w);
-/* Claim and run at most one batch; *out_n (may be NULL) gets its size. */
+/* Claim and run at most one batch on the caller's thread (whatever the
+ * concurrency); *out_n (may be NULL) gets its size. */
 int evf_worker_step(evf_worker *w, size_t *out_n);
 /* Ask a running worker to stop after the current handler; unstarted claims
  * are released.  Async-signal-safe. */
@@ -591,6 +614,10 @@ typedef struct evf_settings {
 		int dead_warning, dead_critical;
 		int64_t idle_queue_ms;
 	} health;
+	/* Appended after the rest, so that their offsets never move. */
+	int concurrency;                /* [evf] concurrency */
+	const evf_rate_limit *rates;    /* [rates], then [global_rates] */
+	size_t nrates;
 } evf_settings;
 
 /* The defaults, each with source "default".  *out is the caller's:
@@ -640,7 +667,9 @@ int evf_settings_foreach(const evf_settings *s,
  * fields are left as they are.  out->table is borrowed from s. */
 void evf_settings_options(const evf_settings *s, evf_options *out);
 /* Fill the worker options (name, batch size, lock timeout, poll interval,
- * log format) of *out from s; the rest is left alone.  Borrows from s. */
+ * log format, metrics, and from version 3 concurrency and rate limits)
+ * of *out from s;
+ * the rest is left alone.  Borrows from s. */
 void evf_settings_worker_options(const evf_settings *s, evf_worker_options *out);
 /* evf_health_check()'s thresholds from the [health] keys. */
 struct evf_health_thresholds;

@@ -43,7 +43,13 @@ struct evf_db {
 	evf_options opts;
 	char *table;
 	evfi_url url;
+	bool borrowed;   /* on the caller's connection: cannot be opened again */
 };
+
+/* Open another connection to the same database with the same options,
+ * for a worker thread; EVF_EINVAL for a borrowed connection or an
+ * in-memory SQLite database (another connection would see another one). */
+int evfi_db_reopen(const evf_db *db, evf_db **out);
 
 /* Fill defaults into a copy of caller options. */
 void evfi_options_resolve(evf_options *dst, const evf_options *src);
@@ -153,6 +159,7 @@ int evfi_fail_basic(const char *what, const char *table);
 
 /* ---- workers (handler.c, worker.c) -------------------------------------- */
 
+#include <pthread.h>
 #include <signal.h>
 
 typedef struct evfi_handler {
@@ -170,8 +177,20 @@ typedef struct evfi_result {
 	char *message;
 } evfi_result;
 
-struct evf_job {
+typedef struct evfi_rate evfi_rate; /* ratelimit.c */
+
+/* One thread's share of a worker: its connection, its random numbers and
+ * the batch it is running (for evf_job_extend). */
+typedef struct evfi_lane {
 	evf_worker *w;
+	evf_db *db;
+	evf_lease *leases;
+	size_t nleases;
+	uint64_t rng;
+} evfi_lane;
+
+struct evf_job {
+	evfi_lane *lane;
 	const evf_event *const *evs; /* the events of this call */
 	evfi_result *res;            /* one per event of this call */
 	size_t n;
@@ -190,16 +209,45 @@ struct evf_worker {
 	void **plugins;          /* dlopen handles, closed last */
 	size_t nplugins;
 	volatile sig_atomic_t stop;
-	evf_worker_counters counters;
 	int64_t lock_ms, poll_ms;
-	uint64_t rng;
-	/* the batch being worked on, for evf_job_extend */
-	evf_lease *leases;
-	size_t nleases;
+	evfi_lane lane;          /* the caller's thread, on the caller's db */
+	/* What the threads of a concurrent run share: the counters, the
+	 * metrics and the log and outcome callbacks (called one at a time). */
+	pthread_mutex_t mu;
+	evf_worker_counters counters;
 	evfi_metrics *metrics;   /* NULL: off */
+	evfi_rate *rate;         /* NULL: no rate limits */
+	int64_t rate_wait_ms;    /* after the last step's claim: a limit opens
+	                            again this soon (0: none held events back) */
 };
 
 const evfi_handler *evfi_handler_find(const evf_worker *w, const char *type);
+
+/* worker.c, for pool.c: claim up to `want` events on a lane; run, record
+ * and report a claimed batch (taking the events); the outcomes so far;
+ * errors a worker waits out; sleeping and saying so. */
+int evfi_worker_claim(evfi_lane *l, int64_t want, evf_event ***evs, size_t *n,
+                      int64_t *wait_ms);
+int evfi_batch_process(evfi_lane *l, evf_event **evs, size_t n);
+int64_t evfi_worker_outcomes(evf_worker *w);
+bool evfi_transient(int rc);
+void evfi_worker_idle(evfi_lane *l, int64_t ms);
+void evfi_log_retry(evf_worker *w, int64_t pause);
+/* ratelimit.c: the worker's rate limits (NULL when it has none), used
+ * by the claiming thread only.  Before a claim: *want capped by limits on
+ * every type, *skip the patterns whose bucket is empty.  After it: the
+ * events beyond the buckets released and dropped from evs.  *wait_ms gets
+ * how soon a closed limit opens again (0: none is closed). */
+int evfi_rate_new(evfi_rate **out, const evf_rate_limit *limits, size_t n);
+void evfi_rate_free(evfi_rate *r);
+int evfi_rate_before(evfi_rate *r, evf_store *s, int64_t *want,
+                     const char *const **skip, size_t *nskip, int64_t *wait_ms);
+int evfi_rate_admit(evfi_rate *r, evf_store *s, const char *worker_id,
+                    evf_event **evs, size_t *n, int64_t *wait_ms);
+
+/* pool.c: evf_worker_run with w->o.concurrency threads (at most this). */
+#define EVFI_MAX_CONCURRENCY 256
+int evfi_pool_run(evf_worker *w);
 void evfi_handlers_free(evf_worker *w);
 void evfi_result_clear(evfi_result *r);
 void evfi_plugins_close(evf_worker *w);

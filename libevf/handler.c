@@ -107,11 +107,11 @@ int evf_job_fail(evf_job *job, size_t index, const char *code, bool retryable,
 
 int evf_job_extend(evf_job *job, int64_t ms)
 {
-	evf_worker *w = job->w;
-	evf_store *s = w->db->store;
+	evfi_lane *l = job->lane;
+	evf_store *s = l->db->store;
 	if (ms <= 0)
 		return evfi_fail(EVF_EINVAL, "lease extension must be positive");
-	return s->ops->extend(s, w->id, w->leases, w->nleases, ms);
+	return s->ops->extend(s, l->w->id, l->leases, l->nleases, ms);
 }
 
 int evf_job_emit(evf_job *job, const char *type, const char *parameters,
@@ -122,15 +122,15 @@ int evf_job_emit(evf_job *job, const char *type, const char *parameters,
 		o = *opts;
 	if (!o.correlation_id && job->n > 0)
 		o.correlation_id = job->evs[0]->correlation_id;
-	return evf_emit(job->w->db, type, parameters, &o, out);
+	return evf_emit(job->lane->db, type, parameters, &o, out);
 }
 
 evf_db *evf_job_db(evf_job *job)
 {
-	return job->w->db;
+	return job->lane->db; /* the connection of the handler's thread */
 }
 
 const char *evf_job_worker_id(const evf_job *job)
 {
-	return job->w->id;
+	return job->lane->w->id;
 }

@@ -53,6 +53,7 @@ static const struct key keys[] = {
 	{ "evf", "poll_interval", "EVF_POLL_INTERVAL", K_DURATION, "1s", 1, DUR_MAX, F(evf.poll_interval_ms) },
 	{ "evf", "busy_timeout", "EVF_BUSY_TIMEOUT", K_DURATION, "10s", 1, INT_MAX, F(evf.busy_timeout_ms) },
 	{ "evf", "batch_size", "EVF_BATCH_SIZE", K_INT, "100", 1, 10000, F(evf.batch_size) },
+	{ "evf", "concurrency", "EVF_CONCURRENCY", K_INT, "1", 1, EVFI_MAX_CONCURRENCY, F(concurrency) },
 	{ "evf", "listen", "EVF_LISTEN", K_BOOL, "yes", 0, 0, F(evf.listen) },
 	{ "evf", "exec_timeout", "EVF_EXEC_TIMEOUT", K_DURATION, "0", 0, DUR_MAX, F(evf.exec_timeout_ms) },
 	{ "evf", "worker_name", "EVF_WORKER_NAME", K_STRING, NULL, 0, 0, F(evf.worker_name) },
@@ -74,10 +75,14 @@ static const struct key keys[] = {
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-/* The sections of a file; [handlers] has no keys of its own. */
-static const char *const sections[] = { "evf", "handlers", "metrics", "health" };
+/* The sections of a file; [handlers], [rates] and [global_rates] have no
+ * keys of their own: their keys are event types. */
+static const char *const sections[] = { "evf", "handlers", "metrics", "health", "rates",
+                                        "global_rates" };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 #define HANDLERS_SECTION 1
+#define RATES_SECTION 4
+#define GLOBAL_RATES_SECTION 5
 
 /* A warning threshold may not be above its critical one. */
 static const struct { const char *warning, *critical; } pairs[] = {
@@ -102,6 +107,9 @@ typedef struct evfi_settings {
 	evf_handler_setting *handlers; /* strings owned, behind pub.handlers */
 	char **handler_sources;
 	size_t nhandlers;
+	evf_rate_limit *rates;         /* types owned, behind pub.rates */
+	char **rate_texts, **rate_sources;
+	size_t nrates;
 	char *path;
 } evfi_settings;
 
@@ -531,6 +539,63 @@ static void clear_handlers(evfi_settings *si)
 	si->pub.nhandlers = 0;
 }
 
+static void clear_rates(evfi_settings *si)
+{
+	for (size_t i = 0; i < si->nrates; i++) {
+		free((char *)si->rates[i].type);
+		free(si->rate_texts[i]);
+		free(si->rate_sources[i]);
+	}
+	free(si->rates);
+	free(si->rate_texts);
+	free(si->rate_sources);
+	si->rates = NULL;
+	si->rate_texts = si->rate_sources = NULL;
+	si->nrates = 0;
+	si->pub.rates = NULL;
+	si->pub.nrates = 0;
+}
+
+/* A `TYPE = RATE` line of [rates] or [global_rates]. */
+static int add_rate(evfi_settings *si, const char *type, const char *text, bool global,
+                    const char *source)
+{
+	size_t n = si->nrates;
+	double per_second;
+	int rc = evf_rate_parse(&per_second, text);
+
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		if (si->rates[i].global == global && !strcmp(si->rates[i].type, type))
+			return evfi_fail(EVF_EINVAL, "a second rate for '%s' (the first is at %s)",
+			                 type, si->rate_sources[i]);
+	evf_rate_limit *r = realloc(si->rates, (n + 1) * sizeof *r);
+	if (!r)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	si->rates = r;
+	si->pub.rates = r;
+	char **t = realloc(si->rate_texts, (n + 1) * sizeof *t);
+	if (t)
+		si->rate_texts = t;
+	char **src = t ? realloc(si->rate_sources, (n + 1) * sizeof *src) : NULL;
+	if (!src)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	si->rate_sources = src;
+	r[n] = (evf_rate_limit){ strdup(type), per_second, global };
+	t[n] = strdup(text);
+	src[n] = strdup(source);
+	if (!r[n].type || !t[n] || !src[n]) {
+		free((char *)r[n].type);
+		free(t[n]);
+		free(src[n]);
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	}
+	si->nrates = n + 1;
+	si->pub.nrates = n + 1;
+	return 0;
+}
+
 void evf_settings_free(evf_settings *s)
 {
 	evfi_settings *si;
@@ -544,6 +609,7 @@ void evf_settings_free(evf_settings *s)
 		free(si->slots[i].display);
 	}
 	clear_handlers(si);
+	clear_rates(si);
 	free(si->path);
 	free(si);
 }
@@ -639,7 +705,8 @@ static int parse_line(evfi_settings *si, const char *path, unsigned line,
 			}
 		}
 		return evfi_fail(EVF_EINVAL, "%s:%u: unknown section [%s] (sections: "
-		                 "[evf], [handlers], [metrics], [health])", path, line, name);
+		                 "[evf], [handlers], [metrics], [health], [rates], "
+		                 "[global_rates])", path, line, name);
 	}
 	char *eq = strchr(text, '=');
 	if (!eq)
@@ -678,6 +745,13 @@ static int parse_line(evfi_settings *si, const char *path, unsigned line,
 			               "[handlers]", path, line, key);
 		if (!rc)
 			rc = add_handler(si, key, val, src.data);
+		evfi_buf_free(&src);
+		return rc;
+	}
+	if (*section == RATES_SECTION || *section == GLOBAL_RATES_SECTION) {
+		rc = add_rate(si, key, val, *section == GLOBAL_RATES_SECTION, src.data);
+		if (rc < 0)
+			rc = evfi_wrap(rc, "%s:%u: [%s] %s", path, line, sections[*section], key);
 		evfi_buf_free(&src);
 		return rc;
 	}
@@ -723,6 +797,7 @@ static int read_file(evfi_settings *si, const char *path, const char *named_by)
 	for (size_t i = 0; i < NKEYS; i++)
 		si->slots[i].line = 0;
 	clear_handlers(si); /* they are the file's: a second load replaces them */
+	clear_rates(si);
 	errno = 0;
 	while (!rc && getline(&buf, &cap, f) != -1) {
 		char *text = trim(buf);
@@ -826,6 +901,26 @@ static int foreach_handler(const evfi_settings *si,
 	return 0;
 }
 
+static int foreach_rate(const evfi_settings *si,
+                        int (*cb)(const evf_setting *, void *), void *user)
+{
+	for (size_t i = 0; i < si->nrates; i++) {
+		evfi_buf name = { 0 };
+		evfi_buf_printf(&name, "%s.%s", si->rates[i].global ? "global_rates" : "rates",
+		                si->rates[i].type);
+		if (name.oom) {
+			evfi_buf_free(&name);
+			return evfi_fail(EVF_ENOMEM, "out of memory");
+		}
+		evf_setting st = { name.data, si->rate_texts[i], si->rate_sources[i], NULL };
+		int rc = cb(&st, user);
+		evfi_buf_free(&name);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 int evf_settings_foreach(const evf_settings *s,
                          int (*cb)(const evf_setting *st, void *user), void *user)
 {
@@ -845,7 +940,8 @@ int evf_settings_foreach(const evf_settings *s,
 		if ((rc = cb(&st, user)))
 			return rc;
 	}
-	return 0;
+	/* the rates after everything, as in evf.conf(5) */
+	return foreach_rate(si, cb, user);
 }
 
 void evf_settings_options(const evf_settings *s, evf_options *out)
@@ -870,6 +966,11 @@ void evf_settings_worker_options(const evf_settings *s, evf_worker_options *out)
 	out->metrics_textfile = s->metrics.textfile;
 	out->statsd = s->metrics.statsd;
 	out->metrics_interval_ms = s->metrics.interval_ms;
+	if (out->version >= 3) { /* an older caller's struct ends before */
+		out->concurrency = s->concurrency;
+		out->rates = s->rates;
+		out->nrates = s->nrates;
+	}
 }
 
 void evf_settings_health_thresholds(const evf_settings *s, evf_health_thresholds *out)

@@ -17,18 +17,28 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t rng_next(evf_worker *w)
+static uint64_t rng_next(evfi_lane *l)
 {
 	/* xorshift64*: jitter only needs to differ between workers */
-	w->rng ^= w->rng >> 12;
-	w->rng ^= w->rng << 25;
-	w->rng ^= w->rng >> 27;
-	return w->rng * 2685821657736338717ULL;
+	l->rng ^= l->rng >> 12;
+	l->rng ^= l->rng << 25;
+	l->rng ^= l->rng >> 27;
+	return l->rng * 2685821657736338717ULL;
 }
 
-static double rng_unit(evf_worker *w)
+static double rng_unit(evfi_lane *l)
 {
-	return (double)(rng_next(w) >> 11) / 9007199254740992.0;
+	return (double)(rng_next(l) >> 11) / 9007199254740992.0;
+}
+
+/* How much of the caller's options a struct of this version holds. */
+static size_t options_size(unsigned version)
+{
+	switch (version) {
+	case 1: return offsetof(evf_worker_options, metrics_textfile);
+	case 2: return offsetof(evf_worker_options, concurrency);
+	default: return sizeof(evf_worker_options);
+	}
 }
 
 int evf_worker_new(evf_worker **out, evf_db *db, const evf_worker_options *opts)
@@ -39,36 +49,49 @@ int evf_worker_new(evf_worker **out, evf_db *db, const evf_worker_options *opts)
 	*out = NULL;
 	if (!db)
 		return evfi_fail(EVF_EINVAL, "no database given to the worker");
-	if (opts && opts->version != EVF_WORKER_OPTIONS_VERSION && opts->version != 1)
+	if (opts && (opts->version < 1 || opts->version > EVF_WORKER_OPTIONS_VERSION))
 		return evfi_fail(EVF_EINVAL, "worker options version %u is not supported",
 		                 opts->version);
 	if (!(w = calloc(1, sizeof *w)))
 		return evfi_fail(EVF_ENOMEM, "out of memory");
+	if (pthread_mutex_init(&w->mu, NULL) != 0) {
+		free(w);
+		return evfi_fail(EVF_ERROR, "cannot create the worker's lock");
+	}
 	w->db = db;
 	w->o = (evf_worker_options)EVF_WORKER_OPTIONS_INIT;
-	if (opts && opts->version == 1) /* the fields before the metrics */
-		memcpy(&w->o, opts, offsetof(evf_worker_options, metrics_textfile));
-	else if (opts)
-		w->o = *opts;
+	if (opts) /* never past the fields the caller's version has */
+		memcpy(&w->o, opts, options_size(opts->version));
+	w->o.version = EVF_WORKER_OPTIONS_VERSION;
+	if (w->o.concurrency <= 0)
+		w->o.concurrency = 1;
 	if (w->o.batch_size <= 0)
 		w->o.batch_size = 100;
-	if (w->o.batch_size > 10000) {
-		evfi_fail(EVF_EINVAL, "batch size %d is too large (at most 10000)",
-		          w->o.batch_size);
+	if (w->o.batch_size > 10000 || w->o.concurrency > EVFI_MAX_CONCURRENCY) {
+		if (w->o.batch_size > 10000)
+			evfi_fail(EVF_EINVAL, "batch size %d is too large (at most 10000)",
+			          w->o.batch_size);
+		else
+			evfi_fail(EVF_EINVAL, "concurrency %d is too large (at most %d)",
+			          w->o.concurrency, EVFI_MAX_CONCURRENCY);
+		pthread_mutex_destroy(&w->mu);
 		free(w);
 		return EVF_EINVAL;
 	}
 	if (w->o.limit < 0 || w->o.older_than_ms < 0 || w->o.max_attempts < 0 ||
 	    w->o.lock_timeout_ms < 0 || w->o.poll_interval_ms < 0 ||
 	    w->o.metrics_interval_ms < 0) {
+		pthread_mutex_destroy(&w->mu);
 		free(w);
 		return evfi_fail(EVF_EINVAL, "worker options must not be negative");
 	}
 	w->lock_ms = w->o.lock_timeout_ms ? w->o.lock_timeout_ms : db->opts.lock_timeout_ms;
 	w->poll_ms = w->o.poll_interval_ms ? w->o.poll_interval_ms : db->opts.poll_interval_ms;
-	w->rng = (uint64_t)evf_now() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)w;
-	if (!w->rng)
-		w->rng = 1;
+	w->lane.w = w;
+	w->lane.db = db;
+	w->lane.rng = (uint64_t)evf_now() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)w;
+	if (!w->lane.rng)
+		w->lane.rng = 1;
 	if (!w->o.name) {
 		if (gethostname(host, sizeof host) != 0)
 			strcpy(host, "evf");
@@ -78,12 +101,13 @@ int evf_worker_new(evf_worker **out, evf_db *db, const evf_worker_options *opts)
 	 * lease checks rely on. */
 	evfi_buf b = { 0 };
 	evfi_buf_printf(&b, "%s:%ld:%04x", w->o.name ? w->o.name : host, (long)getpid(),
-	                (unsigned)(rng_next(w) & 0xffff));
+	                (unsigned)(rng_next(&w->lane) & 0xffff));
 	w->id = b.data;
 	if (w->id) {
 		int rc = evfi_metrics_new(&w->metrics, &w->o, w->o.name ? w->o.name : host, w->id);
 		if (rc) {
 			free(w->id);
+			pthread_mutex_destroy(&w->mu);
 			free(w);
 			return rc;
 		}
@@ -97,6 +121,12 @@ int evf_worker_new(evf_worker **out, evf_db *db, const evf_worker_options *opts)
 		w->ntypes = w->types ? w->o.ntypes : 0;
 	}
 	w->o.types = NULL;
+	int rrc = evfi_rate_new(&w->rate, w->o.rates, w->o.nrates);
+	w->o.rates = NULL; /* copied */
+	if (rrc) {
+		evf_worker_free(w);
+		return rrc;
+	}
 	if (!w->id || (w->o.ntypes && !w->types)) {
 		evf_worker_free(w);
 		return evfi_fail(EVF_ENOMEM, "out of memory");
@@ -119,12 +149,13 @@ void evf_worker_free(evf_worker *w)
 	evfi_metrics_free(w->metrics);
 	evfi_handlers_free(w);
 	evfi_plugins_close(w);
+	evfi_rate_free(w->rate);
 	for (size_t i = 0; i < w->ntypes; i++)
 		free(w->types[i]);
 	free(w->types);
 	free(w->handler_types);
-	free(w->leases);
 	free(w->id);
+	pthread_mutex_destroy(&w->mu);
 	free(w);
 }
 
@@ -140,7 +171,20 @@ const char *evf_worker_id(const evf_worker *w)
 
 void evf_worker_counters_get(const evf_worker *w, evf_worker_counters *out)
 {
+	/* the lock, not the counters, changes: another thread may be counting */
+	pthread_mutex_t *mu = (pthread_mutex_t *)&w->mu;
+	pthread_mutex_lock(mu);
 	*out = w->counters;
+	pthread_mutex_unlock(mu);
+}
+
+int64_t evfi_worker_outcomes(evf_worker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	const evf_worker_counters *c = &w->counters;
+	int64_t n = c->processed + c->failed + c->skipped + c->lost;
+	pthread_mutex_unlock(&w->mu);
+	return n;
 }
 
 static bool has_catch_all(const evf_worker *w)
@@ -193,9 +237,10 @@ static double ms_since(const struct timespec *t0)
 
 /* Run the handler of evs[i] (and, for a batch handler, every later event of
  * the same type not yet run).  Marks what ran in `ran`. */
-static void run_handler(evf_worker *w, evf_event **evs, size_t n, size_t i,
+static void run_handler(evfi_lane *l, evf_event **evs, size_t n, size_t i,
                         evfi_result *res, bool *ran, bool *skipped, double *dur)
 {
+	evf_worker *w = l->w;
 	const evfi_handler *h = evfi_handler_find(w, evs[i]->type);
 	struct timespec t0;
 
@@ -234,7 +279,7 @@ static void run_handler(evf_worker *w, evf_event **evs, size_t n, size_t i,
 			where[g++] = k;
 		}
 		if (g) {
-			evf_job job = { w, group, gres, g };
+			evf_job job = { l, group, gres, g };
 			clock_gettime(CLOCK_MONOTONIC, &t0);
 			int rc = h->batch(&job, group, g, h->opts.user);
 			double d = ms_since(&t0) / (double)g;
@@ -258,7 +303,7 @@ static void run_handler(evf_worker *w, evf_event **evs, size_t n, size_t i,
 		return;
 	}
 	const evf_event *one[1] = { evs[i] };
-	evf_job job = { w, one, &res[i], 1 };
+	evf_job job = { l, one, &res[i], 1 };
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int rc = h->fn(&job, evs[i], h->opts.user);
 	dur[i] = ms_since(&t0);
@@ -268,6 +313,7 @@ static void run_handler(evf_worker *w, evf_event **evs, size_t n, size_t i,
 	}
 }
 
+/* Count, log, measure and call back one outcome; the caller holds w->mu. */
 static void report(evf_worker *w, const evf_outcome *o)
 {
 	evf_worker_counters *c = &w->counters;
@@ -299,40 +345,59 @@ static void report(evf_worker *w, const evf_outcome *o)
 	}
 }
 
-static int claim_batch(evf_worker *w, evf_event ***evs, size_t *n)
+int evfi_worker_claim(evfi_lane *l, int64_t want, evf_event ***evs, size_t *n,
+                      int64_t *wait_ms)
 {
-	const char *const *types;
-	size_t ntypes;
+	evf_worker *w = l->w;
+	evf_store *s = l->db->store;
+	const char *const *types, *const *skip = NULL;
+	size_t ntypes, nskip = 0;
 	int rc = claim_types(w, &types, &ntypes);
-	if (rc)
+	*evs = NULL;
+	*n = 0;
+	*wait_ms = 0;
+	if (rc || want <= 0)
 		return rc;
-	int64_t want = w->o.batch_size;
-	if (w->o.limit) {
-		const evf_worker_counters *c = &w->counters;
-		int64_t done = c->processed + c->failed + c->skipped + c->lost;
-		if (done >= w->o.limit) {
-			*evs = NULL;
-			*n = 0;
-			return 0;
-		}
-		if (w->o.limit - done < want)
-			want = w->o.limit - done;
+	if (w->rate) {
+		/* releasing what a limit holds back needs leases */
+		if ((rc = s->ops->schema_extended(s)) <= 0)
+			return rc < 0 ? rc : evfi_fail(EVF_EBASIC, "rate limits need the lease "
+			                 "columns, which table %s lacks (evfctl migrate adds them)",
+			                 l->db->table);
+		if ((rc = evfi_rate_before(w->rate, s, &want, &skip, &nskip, wait_ms)) || !want)
+			return rc;
 	}
 	evf_claim c = {
 		.worker_id = w->id, .types = types, .ntypes = ntypes, .limit = (int)want,
 		.lock_ms = w->lock_ms, .only_errors = w->o.only_errors,
 		.max_attempts = w->o.max_attempts,
 		.older_than = w->o.older_than_ms ? evf_now() - w->o.older_than_ms * 1000 : 0,
+		.skip = skip, .nskip = nskip,
 	};
-	evf_store *s = w->db->store;
-	return s->ops->claim(s, &c, evs, n);
+	if ((rc = s->ops->claim(s, &c, evs, n)) || !w->rate || !*n)
+		return rc;
+	return evfi_rate_admit(w->rate, s, w->id, *evs, n, wait_ms);
+}
+
+/* A batch's worth, or what the limit leaves. */
+static int claim_batch(evfi_lane *l, evf_event ***evs, size_t *n, int64_t *wait_ms)
+{
+	evf_worker *w = l->w;
+	int64_t want = w->o.batch_size;
+	if (w->o.limit) {
+		int64_t done = evfi_worker_outcomes(w);
+		if (w->o.limit - done < want)
+			want = w->o.limit - done;
+	}
+	return evfi_worker_claim(l, want, evs, n, wait_ms);
 }
 
 /* Sleep up to ms, waking early when asked to stop (or, where the store
  * can announce new work, when some arrives). */
-static void idle(evf_worker *w, int64_t ms)
+void evfi_worker_idle(evfi_lane *l, int64_t ms)
 {
-	evf_store *s = w->db->store;
+	evf_worker *w = l->w;
+	evf_store *s = l->db->store;
 	if (s->ops->wait) {
 		s->ops->wait(s, ms, &w->stop);
 		return;
@@ -347,13 +412,13 @@ static void idle(evf_worker *w, int64_t ms)
 }
 
 /* Errors that pass: a lock held past the busy timeout, a server restart. */
-static bool transient(int rc)
+bool evfi_transient(int rc)
 {
 	return rc == EVF_EBUSY || rc == EVF_EUNAVAILABLE;
 }
 
 /* Say that the database is unreachable and when the worker tries again. */
-static void log_retry(evf_worker *w, int64_t pause)
+void evfi_log_retry(evf_worker *w, int64_t pause)
 {
 	if (!w->o.log)
 		return;
@@ -368,8 +433,11 @@ static void log_retry(evf_worker *w, int64_t pause)
 			evfi_buf_add(&b, *p == '"' ? "'" : p, 1);
 		evfi_buf_add(&b, "\"", 1);
 	}
-	if (b.data && !b.oom)
+	if (b.data && !b.oom) {
+		pthread_mutex_lock(&w->mu);
 		w->o.log(w->o.log_user, b.data);
+		pthread_mutex_unlock(&w->mu);
+	}
 	evfi_buf_free(&b);
 }
 
@@ -422,9 +490,10 @@ static void batch_free(batch *b)
  * back untouched; past half the lease the whole batch is renewed, so that
  * events waiting their turn are not taken over (a worker that hangs stops
  * renewing, and its events come back). */
-static int batch_run(evf_worker *w, batch *b)
+static int batch_run(evfi_lane *l, batch *b)
 {
-	evf_store *s = w->db->store;
+	evf_worker *w = l->w;
+	evf_store *s = l->db->store;
 	evf_lease *rel = calloc(b->n, sizeof *rel);
 	size_t nrel = 0;
 	struct timespec renewed;
@@ -437,17 +506,17 @@ static int batch_run(evf_worker *w, batch *b)
 		if (b->ran[i])
 			continue;
 		if (w->stop) {
-			rel[nrel++] = w->leases[i];
+			rel[nrel++] = l->leases[i];
 			continue;
 		}
 		if (ms_since(&renewed) * 2 >= (double)w->lock_ms) {
-			rc = s->ops->extend(s, w->id, w->leases, w->nleases, w->lock_ms);
-			if (transient(rc))
+			rc = s->ops->extend(s, w->id, l->leases, l->nleases, w->lock_ms);
+			if (evfi_transient(rc))
 				rc = 0; /* the outcomes may still land; the lease check decides */
 			clock_gettime(CLOCK_MONOTONIC, &renewed);
 		}
 		if (!rc)
-			run_handler(w, b->evs, b->n, i, b->res, b->ran, b->skipped, b->dur);
+			run_handler(l, b->evs, b->n, i, b->res, b->ran, b->skipped, b->dur);
 	}
 	if (!rc && nrel)
 		rc = s->ops->release(s, w->id, rel, nrel);
@@ -457,9 +526,11 @@ static int batch_run(evf_worker *w, batch *b)
 
 /* Turn handler results into failure records: retry with backoff, or dead
  * when not retryable, exhausted, or on a basic table (no retries there). */
-static void batch_judge(evf_worker *w, batch *b)
+static void batch_judge(evfi_lane *l, batch *b)
 {
-	bool basic = w->db->store->ops->schema_extended(w->db->store) == 0;
+	evf_worker *w = l->w;
+	evf_db *db = l->db;
+	bool basic = db->store->ops->schema_extended(db->store) == 0;
 	evf_time now = evf_now();
 	for (size_t i = 0; i < b->n; i++) {
 		b->fail_of[i] = -1;
@@ -468,15 +539,15 @@ static void batch_judge(evf_worker *w, batch *b)
 		const evf_event *ev = b->evs[i];
 		int max = w->o.max_attempts ? w->o.max_attempts : ev->max_attempts;
 		if (max <= 0)
-			max = w->db->opts.max_attempts;
+			max = db->opts.max_attempts;
 		evf_failure_rec *f = &b->fails[b->nfail];
-		f->lease = w->leases[i];
+		f->lease = l->leases[i];
 		f->message = b->res[i].message;
 		f->code = b->res[i].code;
 		f->dead = basic || !b->res[i].retryable || ev->attempts >= max;
 		if (!f->dead)
 			f->retry_at = now + 1000 * evf_backoff_ms(ev->attempts,
-				w->db->opts.backoff_base_ms, w->db->opts.backoff_max_ms, rng_unit(w));
+				db->opts.backoff_base_ms, db->opts.backoff_max_ms, rng_unit(l));
 		b->fail_of[i] = (ssize_t)b->nfail++;
 	}
 }
@@ -484,9 +555,10 @@ static void batch_judge(evf_worker *w, batch *b)
 /* Record successes (and skips) in one statement and failures in one
  * transaction.  Outcomes are worth waiting for: while the lease lasts a
  * write after a reconnect still lands, and saves running handlers again. */
-static int batch_record(evf_worker *w, batch *b)
+static int batch_record(evfi_lane *l, batch *b)
 {
-	evf_store *s = w->db->store;
+	evf_worker *w = l->w;
+	evf_store *s = l->db->store;
 	evf_lease *ok = calloc(b->n, sizeof *ok);
 	bool *ok_applied = calloc(b->n, sizeof *ok_applied);
 	bool *fail_applied = calloc(b->n, sizeof *fail_applied);
@@ -499,7 +571,7 @@ static int batch_record(evf_worker *w, batch *b)
 	}
 	for (size_t i = 0; i < b->n; i++)
 		if (b->ran[i] && !b->res[i].failed)
-			ok[nok++] = w->leases[i];
+			ok[nok++] = l->leases[i];
 	int64_t pause = 10, waited = 0;
 	bool completed = false;
 	for (;;) {
@@ -507,10 +579,10 @@ static int batch_record(evf_worker *w, batch *b)
 		completed = completed || rc == 0;
 		if (!rc)
 			rc = s->ops->fail_batch(s, w->id, b->fails, b->nfail, fail_applied);
-		if (!transient(rc) || waited >= w->lock_ms)
+		if (!evfi_transient(rc) || waited >= w->lock_ms)
 			break;
-		log_retry(w, pause);
-		idle(w, pause);
+		evfi_log_retry(w, pause);
+		evfi_worker_idle(l, pause);
 		waited += pause;
 		pause = pause * 2 > 2000 ? 2000 : pause * 2;
 	}
@@ -528,6 +600,7 @@ out:
 
 static void batch_report(evf_worker *w, const batch *b)
 {
+	pthread_mutex_lock(&w->mu);
 	for (size_t i = 0; i < b->n; i++) {
 		if (!b->ran[i])
 			continue;
@@ -544,50 +617,70 @@ static void batch_report(evf_worker *w, const batch *b)
 		}
 		report(w, &o);
 	}
+	pthread_mutex_unlock(&w->mu);
 }
 
-int evf_worker_step(evf_worker *w, size_t *out_n)
+/* Write and send the metrics that are due (all of them when forced). */
+static void metrics_flush(evf_worker *w, bool force)
 {
-	evf_store *s = w->db->store;
-	batch b = { 0 };
+	pthread_mutex_lock(&w->mu);
+	evfi_metrics_flush(w->metrics, force);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Run, record and report a claimed batch on a lane, which takes evs. */
+int evfi_batch_process(evfi_lane *l, evf_event **evs, size_t n)
+{
+	evf_worker *w = l->w;
+	evf_store *s = l->db->store;
+	batch b = { .evs = evs, .n = n };
 	int rc;
 
-	if (out_n)
-		*out_n = 0;
-	if ((rc = claim_batch(w, &b.evs, &b.n)))
-		return rc;
-	if (b.n == 0) {
-		free(b.evs);
-		evfi_metrics_flush(w->metrics, false); /* what the last batches did */
-		return s->ops->end_batch ? s->ops->end_batch(s, true) : 0;
-	}
-	if (!(rc = batch_alloc(&b)) && !(w->leases = calloc(b.n, sizeof *w->leases)))
+	if (!(rc = batch_alloc(&b)) && !(l->leases = calloc(b.n, sizeof *l->leases)))
 		rc = evfi_fail(EVF_ENOMEM, "out of memory");
 	if (!rc) {
 		for (size_t i = 0; i < b.n; i++)
-			w->leases[i] = (evf_lease){ b.evs[i]->id, b.evs[i]->attempts };
-		w->nleases = b.n;
-		rc = batch_run(w, &b);
+			l->leases[i] = (evf_lease){ b.evs[i]->id, b.evs[i]->attempts };
+		l->nleases = b.n;
+		rc = batch_run(l, &b);
 	}
 	if (!rc) {
-		batch_judge(w, &b);
-		rc = batch_record(w, &b);
+		batch_judge(l, &b);
+		rc = batch_record(l, &b);
 	}
 	/* Outcomes are reported once they are durable. */
 	if (!rc && s->ops->end_batch)
 		rc = s->ops->end_batch(s, true);
-	if (!rc) {
+	if (!rc)
 		batch_report(w, &b);
-		if (out_n)
-			*out_n = b.n;
-	} else if (s->ops->end_batch) {
+	else if (s->ops->end_batch)
 		s->ops->end_batch(s, false); /* a basic batch stays unprocessed */
-	}
 	batch_free(&b);
-	free(w->leases);
-	w->leases = NULL;
-	w->nleases = 0;
-	evfi_metrics_flush(w->metrics, false);
+	free(l->leases);
+	l->leases = NULL;
+	l->nleases = 0;
+	metrics_flush(w, false);
+	return rc;
+}
+
+int evf_worker_step(evf_worker *w, size_t *out_n)
+{
+	evf_store *s = w->lane.db->store;
+	evf_event **evs;
+	size_t n;
+	int rc;
+
+	if (out_n)
+		*out_n = 0;
+	if ((rc = claim_batch(&w->lane, &evs, &n, &w->rate_wait_ms)))
+		return rc;
+	if (n == 0) {
+		free(evs);
+		metrics_flush(w, false); /* what the last batches did */
+		return s->ops->end_batch ? s->ops->end_batch(s, true) : 0;
+	}
+	if (!(rc = evfi_batch_process(&w->lane, evs, n)) && out_n)
+		*out_n = n;
 	return rc;
 }
 
@@ -619,41 +712,42 @@ static int run_loop(evf_worker *w);
 /* The loop, then the metrics of the whole run written once more. */
 int evf_worker_run(evf_worker *w)
 {
-	int rc = run_loop(w);
-	evfi_metrics_flush(w->metrics, true);
+	int rc = 0;
+	if (w->o.requeue_errors && (rc = requeue_errors(w)))
+		rc = evfi_wrap(rc, "requeueing errors");
+	else
+		rc = w->o.concurrency > 1 ? evfi_pool_run(w) : run_loop(w);
+	metrics_flush(w, true);
 	return rc;
 }
 
 static int run_loop(evf_worker *w)
 {
 	int rc;
-	if (w->o.requeue_errors && (rc = requeue_errors(w)))
-		return evfi_wrap(rc, "requeueing errors");
 	int64_t pause = 0;
 	while (!w->stop) {
 		size_t n;
 		rc = evf_worker_step(w, &n);
-		if (transient(rc)) {
+		if (evfi_transient(rc)) {
 			/* Wait it out, backing off to 5 s: whatever this worker had
 			 * claimed comes back when its lease expires, and the lease
 			 * check keeps a late write from doing harm. */
 			pause = pause ? (pause * 2 > 5000 ? 5000 : pause * 2) : 10;
-			log_retry(w, pause);
-			idle(w, pause);
+			evfi_log_retry(w, pause);
+			evfi_worker_idle(&w->lane, pause);
 			continue;
 		}
 		if (rc)
 			return rc;
 		pause = 0;
-		if (w->o.limit) {
-			const evf_worker_counters *c = &w->counters;
-			if (c->processed + c->failed + c->skipped + c->lost >= w->o.limit)
-				break;
-		}
+		if (w->o.limit && evfi_worker_outcomes(w) >= w->o.limit)
+			break;
 		if (n == 0) {
-			if (w->o.once)
+			/* a rate limit held events back: not "nothing ready" */
+			int64_t wait = w->rate_wait_ms;
+			if (w->o.once && !wait)
 				break;
-			idle(w, w->poll_ms);
+			evfi_worker_idle(&w->lane, wait && wait < w->poll_ms ? wait : w->poll_ms);
 		}
 	}
 	return 0;

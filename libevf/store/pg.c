@@ -729,6 +729,9 @@ static char *int_array(const evf_lease *l, size_t n, bool attempts)
 	return b.oom ? (evfi_buf_free(&b), NULL) : b.data;
 }
 
+static char *like_of(const char *glob);
+static char *like_array(const char *const *globs, size_t n);
+
 static int pg_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_t *n)
 {
 	pg_store *s = PG(base);
@@ -772,6 +775,15 @@ static int pg_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 	if (c->max_attempts > 0 && !basic) {
 		q_sql(&q, " AND attempts < ");
 		q_int(&q, c->max_attempts);
+	}
+	if (c->nskip) { /* types a rate limit holds back */
+		char *arr = like_array(c->skip, c->nskip);
+		if (!arr)
+			q.oom = true;
+		q_sql(&q, " AND NOT (type LIKE ANY(");
+		q_arg(&q, arr);
+		q_sql(&q, "::text[]))");
+		free(arr);
 	}
 	if (basic) {
 		q_sql(&q, " ORDER BY id LIMIT ");
@@ -1816,6 +1828,97 @@ static void pg_close(evf_store *base)
 	free(s);
 }
 
+/* ---- global rate limits ------------------------------------------------------ */
+
+/* A PostgreSQL array of the LIKE patterns of '*' globs. */
+static char *like_array(const char *const *globs, size_t n)
+{
+	char **l = calloc(n ? n : 1, sizeof *l);
+	char *out = NULL;
+	size_t i;
+	for (i = 0; l && i < n; i++)
+		if (!(l[i] = like_of(globs[i])))
+			break;
+	if (l && i == n)
+		out = text_array((const char *const *)l, n);
+	for (size_t k = 0; l && k < i; k++)
+		free(l[k]);
+	free(l);
+	return out;
+}
+
+/* One bucket per (event table, rule), on the server's clock. */
+static int pg_rate_setup(evf_store *base, const char *rule, double burst)
+{
+	pg_store *s = PG(base);
+	char b[64];
+	int rc = 0;
+	/* workers starting together can race on CREATE TABLE IF NOT EXISTS
+	 * (a unique violation in the catalog): the loser tries again */
+	for (int i = 0; i < 3; i++)
+		if (!(rc = run_simple(s, "CREATE TABLE IF NOT EXISTS evf_rate (table_name text "
+		                      "NOT NULL, rule text NOT NULL, tokens double precision NOT NULL, "
+		                      "taken double precision NOT NULL DEFAULT 0, refilled_at "
+		                      "timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (table_name, rule))",
+		                      "creating evf_rate")))
+			break;
+	if (rc)
+		return rc;
+	pgq q = { 0 };
+	snprintf(b, sizeof b, "%.17g", burst);
+	q_sql(&q, "INSERT INTO evf_rate (table_name, rule, tokens) VALUES (");
+	q_arg(&q, s->base.table);
+	q_sql(&q, ", ");
+	q_arg(&q, rule);
+	q_sql(&q, ", ");
+	q_arg(&q, b);
+	q_sql(&q, "::float8) ON CONFLICT DO NOTHING");
+	PGresult *r = run(s, &q, "setting up a rate limit", &rc);
+	PQclear(r);
+	q_free(&q);
+	return rc;
+}
+
+static int pg_rate_take(evf_store *base, const char *rule, double per_second,
+                        double burst, int64_t want, int64_t *granted, double *left)
+{
+	pg_store *s = PG(base);
+	char rate[64], b[64];
+	int rc;
+	pgq q = { 0 };
+
+	*granted = 0;
+	*left = 0;
+	snprintf(rate, sizeof rate, "%.17g", per_second);
+	snprintf(b, sizeof b, "%.17g", burst);
+	/* the arguments first, then the statement that names them by number */
+	q_arg(&q, s->base.table);
+	q_arg(&q, rule);
+	q_int(&q, want);
+	q_arg(&q, b);
+	q_arg(&q, rate);
+	q.sql.len = 0;
+	/* SET sees the row as it was, so taken and tokens agree; the row lock
+	 * makes the workers take turns */
+#define PG_AVAIL "least($4::float8, tokens + $5::float8 * greatest(0, " \
+	"extract(epoch FROM now() - refilled_at)))"
+	q_sql(&q, "UPDATE evf_rate SET taken = least($3::float8, floor(" PG_AVAIL ")), "
+	      "tokens = " PG_AVAIL " - least($3::float8, floor(" PG_AVAIL ")), "
+	      "refilled_at = greatest(refilled_at, now()) "
+	      "WHERE table_name = $1 AND rule = $2 RETURNING taken, tokens");
+#undef PG_AVAIL
+	PGresult *r = run(s, &q, "taking rate tokens", &rc);
+	q_free(&q);
+	if (!r)
+		return rc;
+	if (PQntuples(r) == 1) {
+		*granted = (int64_t)strtod(PQgetvalue(r, 0, 0), NULL);
+		*left = strtod(PQgetvalue(r, 0, 1), NULL);
+	}
+	PQclear(r);
+	return 0;
+}
+
 static const evf_store_ops pg_ops = {
 	.name = "postgresql",
 	.close = pg_close,
@@ -1845,6 +1948,8 @@ static const evf_store_ops pg_ops = {
 	.drop = pg_drop,
 	.durability = pg_durability,
 	.activity = pg_activity,
+	.rate_setup = pg_rate_setup,
+	.rate_take = pg_rate_take,
 };
 
 static pg_store *pg_new(const evf_options *o, const char *table)

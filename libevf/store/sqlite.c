@@ -580,12 +580,31 @@ static int sq_end_batch(evf_store *base, bool ok)
 	return 0;
 }
 
+static char *glob_of(const char *pattern);
+
+/* The claim's skip globs as a JSON array of GLOB patterns. */
+static char *json_skip(const char *const *skip, size_t n)
+{
+	char **g = calloc(n ? n : 1, sizeof *g);
+	char *out = NULL;
+	size_t i;
+	for (i = 0; g && i < n; i++)
+		if (!(g[i] = glob_of(skip[i])))
+			break;
+	if (g && i == n)
+		out = json_types((const char *const *)g, n);
+	for (size_t k = 0; g && k < i; k++)
+		free(g[k]);
+	free(g);
+	return out;
+}
+
 static int sq_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_t *n)
 {
 	sq_store *s = SQ(base);
 	evfi_buf sql = { 0 };
 	sqlite3_stmt *st;
-	char *types = NULL;
+	char *types = NULL, *skip = NULL;
 	int rc;
 
 	*out = NULL;
@@ -609,15 +628,21 @@ static int sq_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 		evfi_buf_puts(&sql, " AND error = 1");
 	if (c->max_attempts > 0)
 		evfi_buf_puts(&sql, " AND attempts < :maxatt");
+	if (c->nskip) /* types a rate limit holds back */
+		evfi_buf_puts(&sql, " AND NOT EXISTS (SELECT 1 FROM json_each(:skip) "
+		              "WHERE type GLOB value)");
 	evfi_buf_printf(&sql, " ORDER BY priority, not_before, id LIMIT :n) RETURNING %s", EXT_COLS);
-	if (sql.oom || (c->types && !(types = json_types(c->types, c->ntypes)))) {
+	if (sql.oom || (c->types && !(types = json_types(c->types, c->ntypes))) ||
+	    (c->nskip && !(skip = json_skip(c->skip, c->nskip)))) {
 		evfi_buf_free(&sql);
+		free(types);
 		return evfi_fail(EVF_ENOMEM, "out of memory");
 	}
 	rc = prepare(s, sql.data, &st);
 	evfi_buf_free(&sql);
 	if (rc) {
 		free(types);
+		free(skip);
 		return rc;
 	}
 	evf_time now = evf_now();
@@ -625,10 +650,12 @@ static int sq_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 	bind_time(st, ":until", now + c->lock_ms * 1000);
 	bind_time(st, ":now", now);
 	bind_text(st, ":types", types);
+	bind_text(st, ":skip", skip);
 	bind_time(st, ":older", c->older_than);
 	bind_int(st, ":maxatt", c->max_attempts);
 	bind_int(st, ":n", c->limit > 0 ? c->limit : 1);
 	free(types);
+	free(skip);
 
 	evf_event **evs = calloc((size_t)(c->limit > 0 ? c->limit : 1), sizeof *evs);
 	if (!evs)
@@ -1621,6 +1648,63 @@ static void sq_close(evf_store *base)
 	free(s);
 }
 
+/* ---- global rate limits ------------------------------------------------------ */
+
+/* One bucket per (event table, rule); times are this host's clock in
+ * seconds, which every process on one SQLite file shares. */
+static int sq_rate_setup(evf_store *base, const char *rule, double burst)
+{
+	sq_store *s = SQ(base);
+	sqlite3_stmt *st;
+	int rc = exec_sql(s, "CREATE TABLE IF NOT EXISTS evf_rate (table_name TEXT NOT NULL, "
+	                  "rule TEXT NOT NULL, tokens REAL NOT NULL, taken REAL NOT NULL "
+	                  "DEFAULT 0, refilled_at REAL NOT NULL, PRIMARY KEY (table_name, rule))");
+	if (rc)
+		return evfi_wrap(rc, "creating evf_rate");
+	if ((rc = prepare(s, "INSERT INTO evf_rate (table_name, rule, tokens, refilled_at) "
+	                  "VALUES (:t, :r, :b, :now) ON CONFLICT DO NOTHING", &st)))
+		return rc;
+	bind_text(st, ":t", s->base.table);
+	bind_text(st, ":r", rule);
+	sqlite3_bind_double(st, idx(st, ":b"), burst);
+	sqlite3_bind_double(st, idx(st, ":now"), (double)evf_now() / 1e6);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : sq_err(s, rc, "setting up a rate limit");
+}
+
+static int sq_rate_take(evf_store *base, const char *rule, double per_second,
+                        double burst, int64_t want, int64_t *granted, double *left)
+{
+	sq_store *s = SQ(base);
+	sqlite3_stmt *st;
+	/* SET sees the row as it was: taken and tokens agree */
+	int rc = prepare(s, "UPDATE evf_rate SET "
+		"taken = MIN(:want, CAST(MIN(:burst, tokens + :rate * MAX(0, :now - refilled_at)) AS INTEGER)), "
+		"tokens = MIN(:burst, tokens + :rate * MAX(0, :now - refilled_at)) - "
+		"MIN(:want, CAST(MIN(:burst, tokens + :rate * MAX(0, :now - refilled_at)) AS INTEGER)), "
+		"refilled_at = MAX(refilled_at, :now) "
+		"WHERE table_name = :t AND rule = :r RETURNING taken, tokens", &st);
+	*granted = 0;
+	*left = 0;
+	if (rc)
+		return rc;
+	bind_int(st, ":want", want);
+	sqlite3_bind_double(st, idx(st, ":burst"), burst);
+	sqlite3_bind_double(st, idx(st, ":rate"), per_second);
+	sqlite3_bind_double(st, idx(st, ":now"), (double)evf_now() / 1e6);
+	bind_text(st, ":t", s->base.table);
+	bind_text(st, ":r", rule);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*granted = sqlite3_column_int64(st, 0);
+		*left = sqlite3_column_double(st, 1);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : sq_err(s, rc, "taking rate tokens");
+}
+
 static const evf_store_ops sqlite_ops = {
 	.name = "sqlite",
 	.close = sq_close,
@@ -1649,6 +1733,8 @@ static const evf_store_ops sqlite_ops = {
 	.drop = sq_drop,
 	.durability = sq_durability,
 	.wait = sq_wait,
+	.rate_setup = sq_rate_setup,
+	.rate_take = sq_rate_take,
 	.activity = sq_activity,
 };
 
@@ -1699,6 +1785,11 @@ int evfi_sqlite_open(evf_store **out, const char *path, const evf_options *o,
 	}
 	*out = &s->base;
 	return 0;
+}
+
+bool evfi_sqlite_threadsafe(void)
+{
+	return sqlite3_threadsafe() != 0;
 }
 
 int evfi_sqlite_wrap(evf_store **out, struct sqlite3 *conn, const evf_options *o,

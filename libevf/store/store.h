@@ -35,6 +35,9 @@ typedef struct evf_claim {
 	evf_time older_than;        /* only date <= this; 0 = no bound */
 	bool only_errors;
 	int max_attempts;           /* > 0: only attempts < this */
+	const char *const *skip;    /* leave out types matching these globs
+	                               ('*' the only wildcard) */
+	size_t nskip;
 } evf_claim;
 
 /* The lease a worker holds on one event. */
@@ -131,6 +134,14 @@ typedef struct evf_store_ops {
 	/* Optional: sleep up to ms or until new work is announced (1) or stop
 	 * is set.  Without it the worker just sleeps. */
 	int (*wait)(evf_store *s, int64_t ms, volatile sig_atomic_t *stop);
+	/* Global rate limits: the evf_rate table (made when missing) holds a
+	 * token bucket per (event table, rule), full when first made.
+	 * rate_take refills it at per_second up to burst and takes up to
+	 * `want` whole tokens in one statement: *granted, and *left what
+	 * remains (< 1 when fewer than wanted were granted). */
+	int (*rate_setup)(evf_store *s, const char *rule, double burst);
+	int (*rate_take)(evf_store *s, const char *rule, double per_second,
+	                 double burst, int64_t want, int64_t *granted, double *left);
 } evf_store_ops;
 
 struct evf_store {
@@ -143,6 +154,9 @@ int evfi_sqlite_open(evf_store **out, const char *path, const evf_options *o,
                      const char *table);
 int evfi_sqlite_wrap(evf_store **out, struct sqlite3 *conn,
                      const evf_options *o, const char *table);
+/* False when the SQLite library was built without threads: then even
+ * one connection per thread is unsafe. */
+bool evfi_sqlite_threadsafe(void);
 #ifdef HAVE_LIBPQ
 int evfi_pg_open(evf_store **out, const char *conninfo, const evf_options *o,
                  const char *table);

@@ -116,6 +116,7 @@ kill_tree() {
 drop_pg_table() {
 	psql_q "DROP TABLE IF EXISTS \"$1\"" || return 1
 	psql_q "DELETE FROM evf_schema WHERE table_name = '$1'" 2>/dev/null
+	psql_q "DELETE FROM evf_rate WHERE table_name = '$1'" 2>/dev/null
 	return 0
 }
 

@@ -215,8 +215,10 @@ expect_unchanged "$T/before.json"
 mkdir "$T/live"
 W="$T/live/worker.prom"
 evf emit g.later --in 2s >/dev/null
-evf process --metrics-textfile "$W" --metrics-interval 200ms --poll-interval 100ms \
-	--name wk --exec g.later=true >/dev/null 2>"$T/worker.err" &
+# evfctl itself, not the `evf` function: `kill $!` must reach the worker,
+# not a subshell that leaves it running after the test.
+"$EVFCTL" --table "$TABLE" process --metrics-textfile "$W" --metrics-interval 200ms \
+	--poll-interval 100ms --name wk --exec g.later=true >/dev/null 2>"$T/worker.err" &
 worker=$!
 n=0
 until [ "$(prom "$W" "get(s, 'evf_worker_processed_total', type='g.later', worker='wk')" 2>/dev/null)" = 1.0 ] || [ $n -ge 100 ]; do

@@ -6,6 +6,7 @@
 #include "contract.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -825,6 +826,93 @@ static void test_worker_stop_releases_unstarted(void **state)
 	evf_close(db);
 }
 
+/* What the handler threads of a concurrent worker saw. */
+typedef struct crowd {
+	pthread_mutex_t mu;
+	int running, most;      /* handlers in flight now, and at most */
+	int calls;
+	int times_seen[128];    /* by event id */
+} crowd;
+
+static int h_crowd(evf_job *job, const evf_event *ev, void *user)
+{
+	crowd *c = user;
+	pthread_mutex_lock(&c->mu);
+	c->calls++;
+	if (ev->id > 0 && ev->id < 128)
+		c->times_seen[ev->id]++;
+	if (++c->running > c->most)
+		c->most = c->running;
+	pthread_mutex_unlock(&c->mu);
+	usleep(20000);
+	pthread_mutex_lock(&c->mu);
+	c->running--;
+	pthread_mutex_unlock(&c->mu);
+	/* a follow-up goes through the connection of this thread */
+	if (ev->id % 10 == 0)
+		return evf_job_emit(job, "child", "{}", NULL, NULL) < 0;
+	return 0;
+}
+
+/* Several handler threads: every event once, several at a time, the limit
+ * counted across threads, follow-ups from each thread's connection. */
+static void test_worker_concurrency(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	crowd c = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	for (int i = 0; i < 60; i++)
+		emit(db, "c", "{}");
+	evf_worker_options wo = EVF_WORKER_OPTIONS_INIT;
+	wo.once = true;
+	wo.concurrency = 4;
+	wo.batch_size = 7;
+	evf_worker *w = worker(db, &wo);
+	evf_handler_options ho = EVF_HANDLER_OPTIONS_INIT;
+	ho.user = &c;
+	EVF_OK_OR_FAIL(evf_register(w, "c", h_crowd, &ho));
+	EVF_OK_OR_FAIL(evf_worker_run(w));
+	evf_worker_counters wc;
+	evf_worker_counters_get(w, &wc);
+	assert_int_equal(wc.processed, 60);
+	assert_int_equal(c.calls, 60);
+	for (int i = 1; i <= 60; i++)
+		assert_int_equal(c.times_seen[i], 1);
+	assert_true(c.most >= 2);
+	assert_true(c.most <= 4);
+	assert_int_equal(count_state(db, EVF_STATE_DONE), 60);
+	evf_filter f = EVF_FILTER_INIT;
+	f.type = "child";
+	int64_t n;
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 6);
+	evf_worker_free(w);
+
+	/* the limit is the worker's, not each thread's */
+	for (int i = 0; i < 10; i++)
+		emit(db, "c", "{}");
+	wo.once = false;
+	wo.limit = 5;
+	wo.concurrency = 3;
+	w = worker(db, &wo);
+	EVF_OK_OR_FAIL(evf_register(w, "c", h_crowd, &ho));
+	EVF_OK_OR_FAIL(evf_worker_run(w));
+	evf_worker_counters_get(w, &wc);
+	assert_int_equal(wc.processed, 5);
+	assert_int_equal(c.calls, 65);
+	f.type = "c";
+	f.states = 1u << EVF_STATE_PENDING;
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 5);
+	evf_worker_free(w);
+
+	/* out of range */
+	wo.concurrency = EVFI_MAX_CONCURRENCY + 1;
+	assert_int_equal(evf_worker_new(&w, db, &wo), EVF_EINVAL);
+	assert_null(w);
+	evf_close(db);
+}
+
 /* A table made by the original Django package: basic mode, never altered. */
 static void test_basic_table_from_original_package(void **state)
 {
@@ -1468,6 +1556,7 @@ int contract_run(const contract_backend *b)
 		cmocka_unit_test(test_worker_selection_options),
 		cmocka_unit_test(test_worker_max_attempts_and_requeue_errors),
 		cmocka_unit_test(test_worker_stop_releases_unstarted),
+		cmocka_unit_test(test_worker_concurrency),
 		cmocka_unit_test(test_query_filters),
 		cmocka_unit_test(test_actions),
 		cmocka_unit_test(test_purge_archive_restore),

@@ -3,6 +3,7 @@
 #include "testutil.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,7 @@ static void test_defaults(void **state)
 	assert_int_equal(s->evf.poll_interval_ms, 1000);
 	assert_int_equal(s->evf.busy_timeout_ms, 10000);
 	assert_int_equal(s->evf.batch_size, 100);
+	assert_int_equal(s->concurrency, 1);
 	assert_true(s->evf.listen);
 	assert_int_equal(s->evf.exec_timeout_ms, 0);
 	assert_null(s->evf.worker_name);
@@ -189,7 +191,7 @@ static void test_defaults(void **state)
 	assert_null(evf_settings_path(s));
 
 	assert_int_equal(evf_settings_foreach(s, count_cb, &n), 0);
-	assert_int_equal(n, 27);
+	assert_int_equal(n, 28);
 	evf_settings_foreach(s, env_rule_cb, NULL);
 	expect_setting(s, "evf.lock_timeout", "5m", "default");
 	expect_setting(s, "evf.listen", "yes", "default");
@@ -612,11 +614,12 @@ static void test_foreach_and_options(void **state)
 	assert_int_equal(evf_settings_foreach(s, stop_at_second, &n), 42);
 	assert_int_equal(n, 2);
 	evf_settings_foreach(s, order_cb, &o);
-	assert_int_equal(o.n, 29);
-	assert_string_equal(o.names[13], "evf.log_level");
-	assert_string_equal(o.names[14], "handlers.b");
-	assert_string_equal(o.names[15], "handlers.a");
-	assert_string_equal(o.names[16], "metrics.textfile");
+	assert_int_equal(o.n, 30);
+	assert_string_equal(o.names[9], "evf.concurrency");
+	assert_string_equal(o.names[14], "evf.log_level");
+	assert_string_equal(o.names[15], "handlers.b");
+	assert_string_equal(o.names[16], "handlers.a");
+	assert_string_equal(o.names[17], "metrics.textfile");
 
 	evf_options opts = EVF_OPTIONS_INIT;
 	opts.create = true;
@@ -636,13 +639,56 @@ static void test_foreach_and_options(void **state)
 	w.once = true;
 	EVF_OK_OR_FAIL(evf_settings_set(s, "evf.batch_size", "7", "--batch-size"));
 	EVF_OK_OR_FAIL(evf_settings_set(s, "evf.log_format", "json", "--log-format"));
+	EVF_OK_OR_FAIL(evf_settings_set(s, "evf.concurrency", "6", "--concurrency"));
 	evf_settings_worker_options(s, &w);
+	assert_int_equal(w.concurrency, 6);
 	assert_true(w.once);
 	assert_string_equal(w.name, "w");
 	assert_int_equal(w.batch_size, 7);
 	assert_int_equal(w.lock_timeout_ms, 300000);
 	assert_int_equal(w.poll_interval_ms, 1000);
 	assert_int_equal(w.log_format, EVF_LOG_JSON);
+	assert_int_equal(w.nrates, 0);
+	/* a version 2 struct ends before concurrency: never written */
+	struct { evf_worker_options o; int guard; } v2 = { EVF_WORKER_OPTIONS_INIT, 0 };
+	v2.o.version = 2;
+	v2.o.concurrency = 0;
+	evf_settings_worker_options(s, &v2.o);
+	assert_int_equal(v2.o.concurrency, 0);
+	evf_settings_free(s);
+}
+
+static void test_rates(void **state)
+{
+	(void)state;
+	double r;
+	EVF_OK_OR_FAIL(evf_rate_parse(&r, "10/s"));
+	assert_true(r == 10);
+	EVF_OK_OR_FAIL(evf_rate_parse(&r, "90/m"));
+	assert_true(r == 1.5);
+	EVF_OK_OR_FAIL(evf_rate_parse(&r, "0.5/h"));
+	assert_true(fabs(r - 0.5 / 3600) < 1e-12);
+	const char *bad[] = { "", "5", "0/s", "-1/s", "x/s", "5/d", "5/s ", " 5/s", "inf/s",
+	                      "nan/s", "5/", "/s" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_int_equal(evf_rate_parse(&r, bad[i]), EVF_EINVAL);
+
+	evf_settings *s;
+	EVF_OK_OR_FAIL(load_text(&s, "[rates]\nmail.* = 10/s\n* = 100/m\n"
+	                         "[global_rates]\nmail.* = 1/s\n", NULL));
+	assert_int_equal(s->nrates, 3);
+	assert_string_equal(s->rates[0].type, "mail.*");
+	assert_true(s->rates[0].per_second == 10 && !s->rates[0].global);
+	assert_true(s->rates[2].per_second == 1 && s->rates[2].global);
+	evf_worker_options w = EVF_WORKER_OPTIONS_INIT;
+	evf_settings_worker_options(s, &w);
+	assert_int_equal(w.nrates, 3);
+	evf_settings_free(s);
+	assert_int_equal(load_text(&s, "[rates]\na = 1/s\na = 2/s\n", NULL), EVF_EINVAL);
+	assert_non_null(strstr(evf_error_last(), "a second rate for 'a'"));
+	evf_settings_free(s);
+	assert_int_equal(load_text(&s, "[global_rates]\na = 2/d\n", NULL), EVF_EINVAL);
+	assert_non_null(strstr(evf_error_last(), ":2: [global_rates] a: bad rate"));
 	evf_settings_free(s);
 }
 
@@ -650,6 +696,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_defaults, clean_env),
+		cmocka_unit_test_setup(test_rates, clean_env),
 		cmocka_unit_test_setup(test_every_type, clean_env),
 		cmocka_unit_test_setup(test_booleans, clean_env),
 		cmocka_unit_test_setup(test_errors, clean_env),
