@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/types.h>
 #include <string.h>
@@ -490,6 +491,34 @@ static void batch_free(batch *b)
  * back untouched; past half the lease the whole batch is renewed, so that
  * events waiting their turn are not taken over (a worker that hangs stops
  * renewing, and its events come back). */
+/* The attempts an event is allowed: the worker's override, the event's
+ * own, or the database default. */
+static int max_attempts_of(const evfi_lane *l, const evf_event *ev)
+{
+	int max = l->w->o.max_attempts ? l->w->o.max_attempts : ev->max_attempts;
+	return max > 0 ? max : l->db->opts.max_attempts;
+}
+
+/* A claim beyond the allowed attempts means earlier ones ended with no
+ * outcome: the worker died (or was killed) inside the handler and the
+ * lease ran out.  Running such an event again could kill the next worker
+ * too, so it goes dead without running, saying why. */
+static bool exhausted_by_lost_attempts(const evfi_lane *l, const evf_event *ev,
+                                       evfi_result *res)
+{
+	int max = max_attempts_of(l, ev);
+	if (ev->attempts <= max)
+		return false;
+	char msg[200];
+	snprintf(msg, sizeof msg, "attempt %d of %d not run: an earlier attempt's lease expired "
+	         "with no outcome (did its worker crash?)", ev->attempts, max);
+	res->failed = true;
+	res->retryable = false;
+	res->code = strdup("lease_expired");
+	res->message = strdup(msg);
+	return true;
+}
+
 static int batch_run(evfi_lane *l, batch *b)
 {
 	evf_worker *w = l->w;
@@ -498,6 +527,9 @@ static int batch_run(evfi_lane *l, batch *b)
 	size_t nrel = 0;
 	struct timespec renewed;
 	int rc = 0;
+
+	/* a basic table has no attempts column: every claim is the first */
+	bool basic = s->ops->schema_extended(s) == 0;
 
 	if (!rel)
 		return evfi_fail(EVF_ENOMEM, "out of memory");
@@ -515,7 +547,9 @@ static int batch_run(evfi_lane *l, batch *b)
 				rc = 0; /* the outcomes may still land; the lease check decides */
 			clock_gettime(CLOCK_MONOTONIC, &renewed);
 		}
-		if (!rc)
+		if (!rc && !basic && exhausted_by_lost_attempts(l, b->evs[i], &b->res[i]))
+			b->ran[i] = true;
+		else if (!rc)
 			run_handler(l, b->evs, b->n, i, b->res, b->ran, b->skipped, b->dur);
 	}
 	if (!rc && nrel)
@@ -528,7 +562,6 @@ static int batch_run(evfi_lane *l, batch *b)
  * when not retryable, exhausted, or on a basic table (no retries there). */
 static void batch_judge(evfi_lane *l, batch *b)
 {
-	evf_worker *w = l->w;
 	evf_db *db = l->db;
 	bool basic = db->store->ops->schema_extended(db->store) == 0;
 	evf_time now = evf_now();
@@ -537,9 +570,7 @@ static void batch_judge(evfi_lane *l, batch *b)
 		if (!b->ran[i] || !b->res[i].failed)
 			continue;
 		const evf_event *ev = b->evs[i];
-		int max = w->o.max_attempts ? w->o.max_attempts : ev->max_attempts;
-		if (max <= 0)
-			max = db->opts.max_attempts;
+		int max = max_attempts_of(l, ev);
 		evf_failure_rec *f = &b->fails[b->nfail];
 		f->lease = l->leases[i];
 		f->message = b->res[i].message;

@@ -245,4 +245,23 @@ cp "$T/wake.err" "$T/err"
 expect_exit 0
 expect_stdout_equals "processed 1, failed 0 (retrying 0, dead 0), skipped 0"
 
+# A poison event that kills its worker every time goes dead once its
+# attempts are used up, without running again: the claim past the last
+# attempt (its lease expired with no outcome) records why.
+id=$(emit_id poison.pill --max-attempts 2)
+for round in 1 2; do
+	evf process --once --lock-timeout 1s --exec 'poison.pill=kill -9 $PPID' \
+		</dev/null >/dev/null 2>&1
+	sleep 1.2
+done
+run process --once --lock-timeout 1s --exec "poison.pill=touch '$T/poison.ran'"
+expect_exit 0
+expect_stdout_equals "processed 0, failed 1 (retrying 0, dead 1), skipped 0"
+run --json show "$id"
+expect_json "d['state']" dead
+expect_json "d['attempts']" 3
+expect_json "d['error_code']" lease_expired
+expect_json "'an earlier attempt' in d['error_message'] and 'attempt 3 of 2' in d['error_message']" true
+check "the third claim did not run the handler" test ! -e "$T/poison.ran"
+
 finish
