@@ -749,7 +749,16 @@ static int pg_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 		s->basic_tx = true;
 		q_sql(&q, "SELECT " BASIC_COLS " FROM %s WHERE processed = false", s->qt);
 	} else {
-		q_sql(&q, "WITH c AS (SELECT id FROM %s WHERE processed = false AND dead = false "
+		/* The ids go through an array, not a join: joined, a claim of
+		 * 1000 rows looked cheaper to the planner as a hash join over a
+		 * scan of the whole table (300 ms at 100k rows) than as 1000
+		 * primary-key look-ups. */
+		q_sql(&q, "UPDATE %s AS t SET locked_by = ", s->qt);
+		q_arg(&q, c->worker_id);
+		q_sql(&q, ", locked_until = now() + ");
+		q_int(&q, c->lock_ms);
+		q_sql(&q, " * interval '1 millisecond', attempts = t.attempts + 1 WHERE t.id = "
+		      "ANY(ARRAY(SELECT id FROM %s WHERE processed = false AND dead = false "
 		      "AND (not_before IS NULL OR not_before <= now()) "
 		      "AND (locked_until IS NULL OR locked_until <= now())", s->qt);
 	}
@@ -779,12 +788,7 @@ static int pg_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 	} else {
 		q_sql(&q, " ORDER BY priority, not_before, id LIMIT ");
 		q_int(&q, c->limit > 0 ? c->limit : 1);
-		q_sql(&q, " FOR UPDATE SKIP LOCKED) UPDATE %s AS t SET locked_by = ", s->qt);
-		q_arg(&q, c->worker_id);
-		q_sql(&q, ", locked_until = now() + ");
-		q_int(&q, c->lock_ms);
-		q_sql(&q, " * interval '1 millisecond', attempts = t.attempts + 1 FROM c "
-		      "WHERE t.id = c.id RETURNING " EXT_COLS_T("t"));
+		q_sql(&q, " FOR UPDATE SKIP LOCKED)) RETURNING " EXT_COLS_T("t"));
 	}
 	bool relax = !basic && relaxed(s);
 	if (relax && (rc = relaxed_begin(s))) {
