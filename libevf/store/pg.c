@@ -584,7 +584,8 @@ static int emit_one(pg_store *s, const evf_emit_item *it, evf_emit_result *res)
 		}
 		q_sql(&q, ", ");
 		q_int(&q, o->max_attempts > 0 ? o->max_attempts : s->base.opts->max_attempts);
-		q_sql(&q, ") ON CONFLICT (type, idempotency_key) DO NOTHING RETURNING id");
+		q_sql(&q, ") ON CONFLICT (type, idempotency_key) WHERE idempotency_key "
+		      "IS NOT NULL DO NOTHING RETURNING id");
 	}
 	PGresult *r = run(s, &q, "inserting an event", &rc);
 	q_free(&q);
