@@ -245,39 +245,42 @@ static int run_relaxed(pg_store *s, pgq *qs, size_t nq, PGresult **res, const ch
 			sent++;
 	if (sent == nq + 2 && pipe_send(s, "COMMIT", NULL))
 		sent++;
-	if (sent < total)
-		rc = pg_errmsg(s, NULL, what);
-	if (!PQpipelineSync(s->conn) && !rc)
-		rc = pg_errmsg(s, NULL, what);
+	bool failed = sent < total || !PQpipelineSync(s->conn);
 	/* Every sent statement ends with a NULL result; a statement after a
-	 * failed one answers PGRES_PIPELINE_ABORTED. */
+	 * failed one answers PGRES_PIPELINE_ABORTED.  The first error is
+	 * judged only after the rest is read: a server shutting down sends
+	 * its FATAL error first and closes the connection after, and only
+	 * then does the error count as a lost connection. */
+	PGresult *err = NULL;
 	for (size_t k = 0; k < sent; k++) {
 		PGresult *r;
 		while ((r = PQgetResult(s->conn))) {
 			ExecStatusType st = PQresultStatus(r);
 			bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-			if (!ok && st != PGRES_PIPELINE_ABORTED && !rc)
-				rc = pg_errmsg(s, r, what);
-			if (ok && k >= 2 && k - 2 < nq && !res[k - 2])
+			if (ok && k >= 2 && k - 2 < nq && !res[k - 2]) {
 				res[k - 2] = r;
-			else
+			} else if (!ok && st != PGRES_PIPELINE_ABORTED && !err) {
+				err = r;
+			} else {
 				PQclear(r);
+			}
 		}
 	}
 	PGresult *r;
-	while ((r = PQgetResult(s->conn))) /* the sync's own result */
-		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
-			PQclear(r);
+	while ((r = PQgetResult(s->conn))) { /* the sync's own result */
+		bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+		PQclear(r);
+		if (sync)
 			break;
-		} else {
-			PQclear(r);
-		}
-	if (!PQexitPipelineMode(s->conn) && !rc)
-		rc = pg_errmsg(s, NULL, what);
-	if (!rc && sent == total)
-		return 0;
+	}
+	failed = !PQexitPipelineMode(s->conn) || failed;
+	for (size_t i = 0; i < nq; i++)
+		failed = failed || !res[i]; /* no answer and no error: the connection went */
+	if (err || failed)
+		rc = pg_errmsg(s, err, what);
+	PQclear(err);
 	if (!rc)
-		rc = evfi_fail(EVF_ESTORE, "%s: the statements were not all sent", what);
+		return 0;
 	for (size_t i = 0; i < nq; i++) {
 		PQclear(res[i]);
 		res[i] = NULL;
