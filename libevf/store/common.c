@@ -290,3 +290,20 @@ int evfi_activity_add(evf_activity *out, const char *type, int64_t completed,
 	out->all.dead += dead;
 	return 0;
 }
+
+char *evfi_strings_mapped(const char *const *in, size_t n, char *(*map)(const char *),
+                          char *(*join)(const char *const *, size_t))
+{
+	char **m = calloc(n ? n : 1, sizeof *m);
+	char *out = NULL;
+	size_t i;
+	for (i = 0; m && i < n; i++)
+		if (!(m[i] = map(in[i])))
+			break;
+	if (m && i == n)
+		out = join((const char *const *)m, n);
+	for (size_t k = 0; m && k < i; k++)
+		free(m[k]);
+	free(m);
+	return out;
+}

@@ -811,7 +811,6 @@ static char *int_array(const evf_lease *l, size_t n, bool attempts)
 }
 
 static char *like_of(const char *glob);
-static char *like_array(const char *const *globs, size_t n);
 
 static int pg_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_t *n)
 {
@@ -867,7 +866,7 @@ static int pg_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 		q_int(&q, c->max_attempts);
 	}
 	if (c->nskip) { /* types a rate limit holds back */
-		char *arr = like_array(c->skip, c->nskip);
+		char *arr = evfi_strings_mapped(c->skip, c->nskip, like_of, text_array);
 		if (!arr)
 			q.oom = true;
 		q_sql(&q, " AND NOT (type LIKE ANY(");
@@ -1937,23 +1936,6 @@ static void pg_close(evf_store *base)
 }
 
 /* ---- global rate limits ------------------------------------------------------ */
-
-/* A PostgreSQL array of the LIKE patterns of '*' globs. */
-static char *like_array(const char *const *globs, size_t n)
-{
-	char **l = calloc(n ? n : 1, sizeof *l);
-	char *out = NULL;
-	size_t i;
-	for (i = 0; l && i < n; i++)
-		if (!(l[i] = like_of(globs[i])))
-			break;
-	if (l && i == n)
-		out = text_array((const char *const *)l, n);
-	for (size_t k = 0; l && k < i; k++)
-		free(l[k]);
-	free(l);
-	return out;
-}
 
 /* One bucket per (event table, rule), on the server's clock. */
 static int pg_rate_setup(evf_store *base, const char *rule, double burst)

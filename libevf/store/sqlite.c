@@ -582,23 +582,6 @@ static int sq_end_batch(evf_store *base, bool ok)
 
 static char *glob_of(const char *pattern);
 
-/* The claim's skip globs as a JSON array of GLOB patterns. */
-static char *json_skip(const char *const *skip, size_t n)
-{
-	char **g = calloc(n ? n : 1, sizeof *g);
-	char *out = NULL;
-	size_t i;
-	for (i = 0; g && i < n; i++)
-		if (!(g[i] = glob_of(skip[i])))
-			break;
-	if (g && i == n)
-		out = json_types((const char *const *)g, n);
-	for (size_t k = 0; g && k < i; k++)
-		free(g[k]);
-	free(g);
-	return out;
-}
-
 static int sq_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_t *n)
 {
 	sq_store *s = SQ(base);
@@ -633,7 +616,7 @@ static int sq_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 		              "WHERE type GLOB value)");
 	evfi_buf_printf(&sql, " ORDER BY priority, not_before, id LIMIT :n) RETURNING %s", EXT_COLS);
 	if (sql.oom || (c->types && !(types = json_types(c->types, c->ntypes))) ||
-	    (c->nskip && !(skip = json_skip(c->skip, c->nskip)))) {
+	    (c->nskip && !(skip = evfi_strings_mapped(c->skip, c->nskip, glob_of, json_types)))) {
 		evfi_buf_free(&sql);
 		free(types);
 		return evfi_fail(EVF_ENOMEM, "out of memory");
