@@ -16,6 +16,9 @@ int evfi_fail(int code, const char *fmt, ...) EVF_PRINTF(2, 3);
 int evfi_failv(int code, const char *fmt, va_list ap);
 /* Milliseconds on a clock that never jumps: for deadlines and timings. */
 int64_t evfi_mono_ms(void);
+/* Milliseconds since t0, a CLOCK_MONOTONIC reading. */
+struct timespec;
+double evfi_ms_since(const struct timespec *t0);
 /* Keep the code of an earlier failure but prefix its message. */
 int evfi_wrap(int code, const char *fmt, ...) EVF_PRINTF(2, 3);
 void evfi_error_clear(void);

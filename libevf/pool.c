@@ -55,12 +55,6 @@ static void mono_now(struct timespec *t)
 	clock_gettime(CLOCK_MONOTONIC, t);
 }
 
-static double ms_since(const struct timespec *t0)
-{
-	struct timespec t1;
-	mono_now(&t1);
-	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
-}
 
 /* Wait on `changed` for at most 50 ms: a signal handler can only set the
  * stop flag, never wake a condition variable, so waiters look again. */
@@ -219,7 +213,7 @@ static void renew_queued(pool *p)
 	pthread_mutex_lock(&p->mu);
 	for (size_t i = 0; i < p->count; i++) {
 		item *it = &p->q[(p->head + i) % p->cap];
-		if (ms_since(&it->renewed) * 2 < (double)w->lock_ms)
+		if (evfi_ms_since(&it->renewed) * 2 < (double)w->lock_ms)
 			continue;
 		if (n + it->n > cap) {
 			size_t nc = (n + it->n) * 2;

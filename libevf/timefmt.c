@@ -27,6 +27,13 @@ int64_t evfi_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+double evfi_ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
 int evf_duration_parse(int64_t *out_ms, const char *text)
 {
 	static const struct { const char *unit; int64_t ms; } units[] = {

@@ -229,13 +229,6 @@ static int claim_types(evf_worker *w, const char *const **types, size_t *n)
 	return 0;
 }
 
-static double ms_since(const struct timespec *t0)
-{
-	struct timespec t1;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 /* Run the handler of evs[i] (and, for a batch handler, every later event of
  * the same type not yet run).  Marks what ran in `ran`. */
 static void run_handler(evfi_lane *l, evf_event **evs, size_t n, size_t i,
@@ -283,7 +276,7 @@ static void run_handler(evfi_lane *l, evf_event **evs, size_t n, size_t i,
 			evf_job job = { l, group, gres, g };
 			clock_gettime(CLOCK_MONOTONIC, &t0);
 			int rc = h->batch(&job, group, g, h->opts.user);
-			double d = ms_since(&t0) / (double)g;
+			double d = evfi_ms_since(&t0) / (double)g;
 			for (size_t k = 0; k < g; k++) {
 				if (rc && !gres[k].failed) {
 					gres[k].failed = true;
@@ -307,7 +300,7 @@ static void run_handler(evfi_lane *l, evf_event **evs, size_t n, size_t i,
 	evf_job job = { l, one, &res[i], 1 };
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int rc = h->fn(&job, evs[i], h->opts.user);
-	dur[i] = ms_since(&t0);
+	dur[i] = evfi_ms_since(&t0);
 	if (rc && !res[i].failed) {
 		res[i].failed = true;
 		res[i].retryable = true;
@@ -541,7 +534,7 @@ static int batch_run(evfi_lane *l, batch *b)
 			rel[nrel++] = l->leases[i];
 			continue;
 		}
-		if (ms_since(&renewed) * 2 >= (double)w->lock_ms) {
+		if (evfi_ms_since(&renewed) * 2 >= (double)w->lock_ms) {
 			rc = s->ops->extend(s, w->id, l->leases, l->nleases, w->lock_ms);
 			if (evfi_transient(rc))
 				rc = 0; /* the outcomes may still land; the lease check decides */
