@@ -384,62 +384,131 @@ static int find_key(sq_store *s, const char *type, const char *key, int64_t *id)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sq_err(s, rc, "looking up a key");
 }
 
-static int emit_one(sq_store *s, const evf_emit_item *it, evf_time now,
-                    evf_emit_result *res)
+/* Events one INSERT carries.  A statement costs about as much as two rows
+ * (its savepoint, the AUTOINCREMENT counter, setting up the program), so
+ * a batch goes in statements of up to this many rows; 64 rows x 8 values
+ * stays far below SQLite's limit on bound values. */
+#define EMIT_ROWS 64
+#define EMIT_VALUES 8
+
+/* INSERT of k rows without idempotency keys (or, keyed, of one row that
+ * does nothing on a conflict: its key was looked up first).  No RETURNING:
+ * SQLite builds a temporary table for it in every statement, about as
+ * costly as the row itself; the ids come from the last rowid instead. */
+static void emit_sql(const sq_store *s, evfi_buf *b, size_t k, bool keyed)
 {
-	const evf_emit_options *o = &it->opts;
+	evfi_buf_printf(b, "INSERT INTO %s (type, parameters, date, processed, error, "
+	                "error_message%s) VALUES ", s->qt, s->extended ? ", idempotency_key, "
+	                "correlation_id, priority, not_before, max_attempts" : "");
+	/* processed, error and error_message spelled out: migrated Django
+	 * tables have them NOT NULL without defaults */
+	for (size_t j = 0; j < k; j++) {
+		if (s->extended)
+			evfi_buf_puts(b, j ? ",(?,?,?,0,0,'',?,?,?,?,?)" : "(?,?,?,0,0,'',?,?,?,?,?)");
+		else
+			evfi_buf_puts(b, j ? ",(?,?,?,0,0,'')" : "(?,?,?,0,0,'')");
+	}
+	if (keyed)
+		evfi_buf_puts(b, " ON CONFLICT DO NOTHING");
+}
+
+/* Insert items[0..k) in one statement; out[] (may be NULL) gets the ids.
+ * now_text is the batch's emit time, already formatted. */
+static int emit_rows(sq_store *s, const evf_emit_item *items, size_t k, evf_time now,
+                     const char *now_text, evf_emit_result *out)
+{
+	bool keyed = k == 1 && items[0].opts.key;
+	evfi_buf sql = { 0 };
 	sqlite3_stmt *st;
-	char sql[512];
+	char nb_text[40];
 	int rc;
 
-	if (!s->extended) {
-		if (o->key || o->priority || o->not_before || o->delay_ms ||
-		    o->correlation_id || o->max_attempts)
+	emit_sql(s, &sql, k, keyed);
+	rc = sql.oom ? evfi_fail(EVF_ENOMEM, "out of memory") : prepare(s, sql.data, &st);
+	evfi_buf_free(&sql);
+	if (rc)
+		return rc;
+	for (size_t j = 0; j < k; j++) {
+		const evf_emit_item *it = &items[j];
+		const evf_emit_options *o = &it->opts;
+		int v = (int)j * (s->extended ? EMIT_VALUES : 3);
+		/* SQLITE_STATIC: the caller's strings outlive the step below */
+		sqlite3_bind_text(st, v + 1, it->type, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, v + 2, it->parameters ? it->parameters : "{}", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, v + 3, now_text, -1, SQLITE_STATIC);
+		if (!s->extended)
+			continue;
+		evf_time nb = o->not_before ? o->not_before : now + o->delay_ms * 1000;
+		o->key ? sqlite3_bind_text(st, v + 4, o->key, -1, SQLITE_STATIC)
+		       : sqlite3_bind_null(st, v + 4);
+		o->correlation_id ? sqlite3_bind_text(st, v + 5, o->correlation_id, -1, SQLITE_STATIC)
+		                  : sqlite3_bind_null(st, v + 5);
+		sqlite3_bind_int(st, v + 6, o->priority);
+		if (nb == now)
+			sqlite3_bind_text(st, v + 7, now_text, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_text(st, v + 7, evf_time_format(nb_text, sizeof nb_text, nb), -1,
+			                  SQLITE_TRANSIENT);
+		sqlite3_bind_int(st, v + 8, o->max_attempts > 0 ? o->max_attempts
+		                                                : s->base.opts->max_attempts);
+	}
+	rc = sqlite3_step(st);
+	/* read before reset: both describe this statement */
+	sqlite3_int64 last = sqlite3_last_insert_rowid(s->db);
+	size_t changed = (size_t)sqlite3_changes(s->db);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st); /* no pointers into the caller's strings kept */
+	if (rc != SQLITE_DONE)
+		return sq_err(s, rc, "inserting events");
+	if (changed != k)
+		return evfi_fail(EVF_ESTORE, "insert of a %s event was ignored for a conflict "
+		                 "that is not its idempotency key", items[0].type);
+	/* One statement under the write lock numbers its rows consecutively:
+	 * each new rowid is one past the largest (AUTOINCREMENT or not, as
+	 * long as the table has not reached the largest rowid, where SQLite
+	 * fails with AUTOINCREMENT, the only kind evf creates). */
+	for (size_t j = 0; out && j < k; j++)
+		out[j] = (evf_emit_result){ .id = last - (sqlite3_int64)(k - 1 - j), .duplicate = false };
+	return 0;
+}
+
+/* Items in order: a keyed one alone (its key is looked up first, since a
+ * conflicting INSERT would still use up an id), runs of keyless ones in
+ * statements of up to EMIT_ROWS. */
+static int emit_items(sq_store *s, const evf_emit_item *items, size_t n, evf_time now,
+                      evf_emit_result *out)
+{
+	char now_text[40];
+	int rc;
+	for (size_t i = 0; !s->extended && i < n; i++) {
+		const evf_emit_options *o = &items[i].opts;
+		if (o->key || o->priority || o->not_before || o->delay_ms || o->correlation_id ||
+		    o->max_attempts)
 			return need_extended(s, "emitting with a key, priority, schedule, "
 			                     "correlation id or max attempts");
-		snprintf(sql, sizeof sql, "INSERT INTO %s (type, parameters, date, processed, "
-		         "error, error_message) VALUES (:type, :params, :now, 0, 0, '') "
-		         "RETURNING id", s->qt);
-	} else {
-		/* processed, error and error_message spelled out: migrated
-		 * Django tables have them NOT NULL without defaults */
-		snprintf(sql, sizeof sql, "INSERT INTO %s (type, parameters, date, processed, "
-		         "error, error_message, idempotency_key, correlation_id, priority, "
-		         "not_before, max_attempts) VALUES (:type, :params, :now, 0, 0, '', "
-		         ":key, :corr, :prio, :nb, :max) ON CONFLICT DO NOTHING RETURNING id", s->qt);
 	}
-	/* Look first: a conflicting INSERT would still use up an id. */
-	if (o->key) {
-		if ((rc = find_key(s, it->type, o->key, &res->id)))
-			return rc;
-		if (res->id) {
-			res->duplicate = true;
-			return 0;
+	evf_time_format(now_text, sizeof now_text, now);
+	for (size_t i = 0; i < n;) {
+		const char *key = items[i].opts.key;
+		if (key) {
+			int64_t id;
+			if ((rc = find_key(s, items[i].type, key, &id)))
+				return rc;
+			if (id) {
+				if (out)
+					out[i] = (evf_emit_result){ .id = id, .duplicate = true };
+				i++;
+				continue;
+			}
 		}
+		size_t k = 1;
+		while (!key && k < EMIT_ROWS && i + k < n && !items[i + k].opts.key)
+			k++;
+		if ((rc = emit_rows(s, &items[i], k, now, now_text, out ? &out[i] : NULL)))
+			return rc;
+		i += k;
 	}
-	if ((rc = prepare(s, sql, &st)))
-		return rc;
-	evf_time nb = o->not_before ? o->not_before : now + o->delay_ms * 1000;
-	bind_text(st, ":type", it->type);
-	bind_text(st, ":params", it->parameters ? it->parameters : "{}");
-	bind_time(st, ":now", now);
-	bind_text(st, ":key", o->key);
-	bind_text(st, ":corr", o->correlation_id);
-	bind_int(st, ":prio", o->priority);
-	bind_time(st, ":nb", nb);
-	bind_int(st, ":max", o->max_attempts > 0 ? o->max_attempts : s->base.opts->max_attempts);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		res->id = sqlite3_column_int64(st, 0);
-		res->duplicate = false;
-		sqlite3_reset(st);
-		return 0;
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return sq_err(s, rc, "inserting an event");
-	return evfi_fail(EVF_ESTORE, "insert of a %s event was ignored for a conflict "
-	                 "that is not its idempotency key", it->type);
+	return 0;
 }
 
 static int sq_emit(evf_store *base, const evf_emit_item *items, size_t n,
@@ -454,13 +523,7 @@ static int sq_emit(evf_store *base, const evf_emit_item *items, size_t n,
 	bool own = sqlite3_get_autocommit(s->db);
 	if ((rc = exec_sql(s, own ? "BEGIN IMMEDIATE" : "SAVEPOINT evf_emit")))
 		return evfi_wrap(rc, "emitting");
-	evf_time now = evf_now();
-	for (size_t i = 0; i < n && !rc; i++) {
-		evf_emit_result r;
-		rc = emit_one(s, &items[i], now, &r);
-		if (!rc && out)
-			out[i] = r;
-	}
+	rc = emit_items(s, items, n, evf_now(), out);
 	if (rc) {
 		char saved[512];
 		snprintf(saved, sizeof saved, "%s", evf_error_last());

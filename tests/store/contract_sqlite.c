@@ -196,11 +196,51 @@ static void test_missing_file_is_not_created(void **state)
 	assert_int_equal(evf_open(&db, ":memory:", &o), EVF_EINVAL);
 }
 
+/* A batch goes in statements of 64 rows: a failure in a later statement
+ * must take back the earlier ones, on evf's transaction and inside the
+ * caller's (where only the batch's savepoint is undone). */
+static void test_batch_failure_inserts_nothing(void **state)
+{
+	(void)state;
+	evf_options o = EVF_OPTIONS_INIT;
+	evf_db *db;
+	EVF_OK_OR_FAIL(open_fresh(&db, &o));
+	assert_int_equal(exec_raw("CREATE UNIQUE INDEX one_each ON evf_event (parameters)"), 0);
+	enum { N = 150 };
+	evf_emit_item items[N];
+	char params[N][32];
+	for (int i = 0; i < N; i++) {
+		snprintf(params[i], sizeof params[i], "{\"i\":%d}", i == 140 ? 3 : i);
+		items[i] = (evf_emit_item){ "t", params[i], EVF_EMIT_OPTIONS_INIT };
+	}
+	evf_emit_result res[N];
+	assert_int_equal(evf_emit_batch(db, items, N, res), EVF_ESTORE);
+	assert_non_null(strstr(evf_error_last(), "UNIQUE"));
+	evf_filter f = EVF_FILTER_INIT;
+	int64_t n = -1;
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 0);
+	evf_close(db);
+
+	sqlite3 *conn;
+	assert_int_equal(sqlite3_open(last_path, &conn), SQLITE_OK);
+	EVF_OK_OR_FAIL(evf_open_sqlite(&db, conn, NULL));
+	assert_int_equal(sqlite3_exec(conn, "BEGIN", 0, 0, 0), SQLITE_OK);
+	EVF_OK_OR_FAIL(evf_emit(db, "mine", "{}", NULL, NULL));
+	assert_int_equal(evf_emit_batch(db, items, N, res), EVF_ESTORE);
+	assert_int_equal(sqlite3_exec(conn, "COMMIT", 0, 0, 0), SQLITE_OK);
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 1);
+	evf_close(db);
+	sqlite3_close(conn);
+}
+
 
 static const struct CMUnitTest sqlite_tests[] = {
 	cmocka_unit_test(test_outbox_joins_callers_transaction),
 	cmocka_unit_test(test_claim_keeps_index_after_analyze),
 	cmocka_unit_test(test_missing_file_is_not_created),
+	cmocka_unit_test(test_batch_failure_inserts_nothing),
 };
 
 int main(void)
