@@ -559,6 +559,57 @@ static void test_worker_outcomes(void **state)
 	evf_close(db);
 }
 
+static int h_fail_first(evf_job *job, const evf_event *ev, void *user)
+{
+	(void)user;
+	if (ev->attempts == 1 && !strcmp(ev->type, "flaky"))
+		return evf_job_fail(job, 0, "E_ONCE", true, "first try fails"), -1;
+	return 0;
+}
+
+/* An event that failed and then succeeded is done with its error flag
+ * cleared, in a batch where other events never failed. */
+static void test_failed_then_done(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	int64_t f1 = emit(db, "flaky", "{}");
+	int64_t ok1 = emit(db, "steady", "{}");
+	int64_t f2 = emit(db, "flaky", "{}");
+	evf_worker_options wo = EVF_WORKER_OPTIONS_INIT;
+	wo.batch_size = 10;
+	evf_worker *w;
+	size_t n;
+	EVF_OK_OR_FAIL(evf_worker_new(&w, db, &wo));
+	EVF_OK_OR_FAIL(evf_register(w, "*", h_fail_first, NULL));
+	EVF_OK_OR_FAIL(evf_worker_step(w, &n));
+	assert_int_equal(n, 3);
+	evf_event *ev = get(db, f1);
+	assert_int_equal(ev->state, EVF_STATE_FAILED);
+	assert_true(ev->error);
+	evf_event_free(ev);
+	int64_t ok2 = emit(db, "steady", "{}");
+	for (int i = 0; i < 20 && count_state(db, EVF_STATE_DONE) < 4; i++) {
+		tu_sleep_ms(5);
+		EVF_OK_OR_FAIL(evf_worker_step(w, &n));
+	}
+	int64_t ids[] = { f1, ok1, f2, ok2 };
+	for (size_t i = 0; i < 4; i++) {
+		ev = get(db, ids[i]);
+		assert_int_equal(ev->state, EVF_STATE_DONE);
+		assert_false(ev->error);
+		assert_int_equal(ev->attempts, i % 2 ? 1 : 2);
+		evf_event_free(ev);
+	}
+	evf_filter f = EVF_FILTER_INIT;
+	f.states = 1u << EVF_STATE_FAILED;
+	int64_t failed = -1;
+	EVF_OK_OR_FAIL(evf_count(db, &f, &failed));
+	assert_int_equal(failed, 0);
+	evf_worker_free(w);
+	evf_close(db);
+}
+
 /* Activity in a window, the health checks built on it, the release of
  * stuck events, and the Prometheus text. */
 static void test_activity_health_release(void **state)
@@ -1578,6 +1629,7 @@ int contract_run(const contract_backend *b)
 		cmocka_unit_test(test_extend_and_release),
 		cmocka_unit_test(test_lease_renewed_for_waiting_events),
 		cmocka_unit_test(test_worker_outcomes),
+	cmocka_unit_test(test_failed_then_done),
 		cmocka_unit_test(test_activity_health_release),
 		cmocka_unit_test(test_worker_batch_when_and_correlation),
 		cmocka_unit_test(test_worker_selection_options),
