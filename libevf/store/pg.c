@@ -217,54 +217,63 @@ static bool pipe_send(pg_store *s, const char *sql, const pgq *q)
 	                         q ? (const char *const *)q->args : NULL, NULL, NULL, 0) == 1;
 }
 
-/* Run qs[0..nq) as one relaxed transaction (BEGIN, SET LOCAL
- * synchronous_commit = off, the statements, COMMIT) in one round trip:
- * libpq's pipeline mode sends them all before reading any answer, where
- * one statement at a time cost four round trips for each claim or
- * completion.  The statements stay unnamed, so poolers in transaction mode
- * still work.  res[i] receives each statement's result; on failure none,
- * and the transaction is rolled back (nothing in it stands). */
-static int run_relaxed(pg_store *s, pgq *qs, size_t nq, PGresult **res, const char *what)
+/* One statement of a pipeline: fixed text or a built query; its result
+ * goes to *res when res is set.  An optional step's failure is ignored:
+ * only the wake-up after an emit's COMMIT is one. */
+typedef struct pipe_step {
+	const char *sql;
+	const pgq *q;
+	PGresult **res;
+	bool optional;
+} pipe_step;
+
+/* Run steps[0..n) in one round trip: libpq's pipeline mode sends them all
+ * before reading any answer.  The statements stay unnamed, so poolers in
+ * transaction mode still work.  On failure no result is kept, and an open
+ * transaction is rolled back (nothing in it stands). */
+static int run_pipeline(pg_store *s, const pipe_step *steps, size_t n, const char *what)
 {
-	size_t sent = 0, total = nq + 3;
+	size_t sent = 0;
 	int rc = 0;
-	for (size_t i = 0; i < nq; i++) {
-		res[i] = NULL;
-		if (qs[i].oom || qs[i].sql.oom)
+	for (size_t i = 0; i < n; i++) {
+		if (steps[i].res)
+			*steps[i].res = NULL;
+		if (steps[i].q && (steps[i].q->oom || steps[i].q->sql.oom))
 			return evfi_fail(EVF_ENOMEM, "out of memory building a statement");
 	}
 	if ((rc = ensure_conn(s)))
 		return rc;
 	if (!PQenterPipelineMode(s->conn))
 		return pg_errmsg(s, NULL, what);
-	if (pipe_send(s, "BEGIN", NULL))
+	while (sent < n && pipe_send(s, steps[sent].q ? steps[sent].q->sql.data : steps[sent].sql,
+	                             steps[sent].q))
 		sent++;
-	if (sent == 1 && pipe_send(s, "SET LOCAL synchronous_commit = off", NULL))
-		sent++;
-	for (size_t i = 0; sent == i + 2 && i < nq; i++)
-		if (pipe_send(s, qs[i].sql.data, &qs[i]))
-			sent++;
-	if (sent == nq + 2 && pipe_send(s, "COMMIT", NULL))
-		sent++;
-	bool failed = sent < total || !PQpipelineSync(s->conn);
+	bool failed = sent < n || !PQpipelineSync(s->conn);
 	/* Every sent statement ends with a NULL result; a statement after a
 	 * failed one answers PGRES_PIPELINE_ABORTED.  The first error is
 	 * judged only after the rest is read: a server shutting down sends
 	 * its FATAL error first and closes the connection after, and only
 	 * then does the error count as a lost connection. */
 	PGresult *err = NULL;
+	bool *answered = calloc(n ? n : 1, sizeof *answered);
+	if (!answered)
+		failed = true;
 	for (size_t k = 0; k < sent; k++) {
 		PGresult *r;
 		while ((r = PQgetResult(s->conn))) {
 			ExecStatusType st = PQresultStatus(r);
 			bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-			if (ok && k >= 2 && k - 2 < nq && !res[k - 2]) {
-				res[k - 2] = r;
-			} else if (!ok && st != PGRES_PIPELINE_ABORTED && !err) {
+			if (ok && answered && !answered[k]) {
+				answered[k] = true;
+				if (steps[k].res) {
+					*steps[k].res = r;
+					continue;
+				}
+			} else if (!ok && st != PGRES_PIPELINE_ABORTED && !err && !steps[k].optional) {
 				err = r;
-			} else {
-				PQclear(r);
+				continue;
 			}
+			PQclear(r);
 		}
 	}
 	PGresult *r;
@@ -275,23 +284,46 @@ static int run_relaxed(pg_store *s, pgq *qs, size_t nq, PGresult **res, const ch
 			break;
 	}
 	failed = !PQexitPipelineMode(s->conn) || failed;
-	for (size_t i = 0; i < nq; i++)
-		failed = failed || !res[i]; /* no answer and no error: the connection went */
+	/* no answer and no error: the connection went */
+	for (size_t i = 0; i < n && !failed; i++)
+		failed = !steps[i].optional && !answered[i];
+	free(answered);
 	if (err || failed)
 		rc = pg_errmsg(s, err, what);
 	PQclear(err);
-	if (!rc)
-		return 0;
-	for (size_t i = 0; i < nq; i++) {
-		PQclear(res[i]);
-		res[i] = NULL;
-	}
 	if (!conn_lost(s) && PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
 		char saved[512];
 		snprintf(saved, sizeof saved, "%s", evf_error_last());
-		PQclear(PQexec(s->conn, "ROLLBACK"));
-		evfi_fail(rc, "%s", saved);
+		PQclear(PQexec(s->conn, "ROLLBACK")); /* a failed optional step's */
+		if (rc)
+			evfi_fail(rc, "%s", saved);
 	}
+	if (!rc)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (steps[i].res) {
+			PQclear(*steps[i].res);
+			*steps[i].res = NULL;
+		}
+	return rc;
+}
+
+/* Run qs[0..nq) as one relaxed transaction (BEGIN, SET LOCAL
+ * synchronous_commit = off, the statements, COMMIT) in one round trip,
+ * where one statement at a time cost four round trips for each claim or
+ * completion.  res[i] receives each statement's result; on failure none. */
+static int run_relaxed(pg_store *s, pgq *qs, size_t nq, PGresult **res, const char *what)
+{
+	pipe_step *steps = calloc(nq + 3, sizeof *steps);
+	if (!steps)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	steps[0].sql = "BEGIN";
+	steps[1].sql = "SET LOCAL synchronous_commit = off";
+	for (size_t i = 0; i < nq; i++)
+		steps[i + 2] = (pipe_step){ .q = &qs[i], .res = &res[i] };
+	steps[nq + 2].sql = "COMMIT";
+	int rc = run_pipeline(s, steps, nq + 3, what);
+	free(steps);
 	return rc;
 }
 
@@ -537,11 +569,12 @@ static int find_key(pg_store *s, const char *type, const char *key, int64_t *id)
 	return rc;
 }
 
-static int emit_one(pg_store *s, const evf_emit_item *it, evf_emit_result *res)
+/* The INSERT of one event, RETURNING its id; a keyed one does nothing on
+ * a conflict of its key. */
+static int emit_query(pg_store *s, const evf_emit_item *it, pgq *qp)
 {
 	const evf_emit_options *o = &it->opts;
 	pgq q = { 0 };
-	int rc;
 
 	if (!s->extended) {
 		if (o->key || o->priority || o->not_before || o->delay_ms ||
@@ -555,15 +588,6 @@ static int emit_one(pg_store *s, const evf_emit_item *it, evf_emit_result *res)
 		q_arg(&q, it->parameters ? it->parameters : "{}");
 		q_sql(&q, ", now(), false, false, '') RETURNING id");
 	} else {
-		/* Look first: a conflicting INSERT would still use up an id. */
-		if (o->key) {
-			if ((rc = find_key(s, it->type, o->key, &res->id)))
-				return rc;
-			if (res->id) {
-				res->duplicate = true;
-				return 0;
-			}
-		}
 		/* processed, error and error_message spelled out: migrated
 		 * Django tables have them NOT NULL without defaults */
 		q_sql(&q, "INSERT INTO %s (type, parameters, date, processed, error, "
@@ -591,6 +615,27 @@ static int emit_one(pg_store *s, const evf_emit_item *it, evf_emit_result *res)
 		q_sql(&q, ") ON CONFLICT (type, idempotency_key) WHERE idempotency_key "
 		      "IS NOT NULL DO NOTHING RETURNING id");
 	}
+	*qp = q;
+	return 0;
+}
+
+static int emit_one(pg_store *s, const evf_emit_item *it, evf_emit_result *res)
+{
+	const evf_emit_options *o = &it->opts;
+	pgq q;
+	int rc;
+
+	/* Look first: a conflicting INSERT would still use up an id. */
+	if (s->extended && o->key) {
+		if ((rc = find_key(s, it->type, o->key, &res->id)))
+			return rc;
+		if (res->id) {
+			res->duplicate = true;
+			return 0;
+		}
+	}
+	if ((rc = emit_query(s, it, &q)))
+		return rc;
 	PGresult *r = run(s, &q, "inserting an event", &rc);
 	q_free(&q);
 	if (!r)
@@ -736,6 +781,60 @@ static bool copyable(const pg_store *s, const evf_emit_item *items, size_t n)
 	return true;
 }
 
+/* Waking idle workers: a NOTIFY holds a database-wide lock from the
+ * start of its transaction's commit to the end, so inside an emitting
+ * transaction every emitter's durable commit (its WAL flush) took turns:
+ * ten clients emitting one event each went at half the rate.  After the
+ * commit, in a transaction of its own that does not wait for its flush,
+ * the lock is held for a moment.  Should the wake-up be lost (the process
+ * dies between the two), idle workers find the events at their next poll.
+ * Fills 4 steps. */
+static void wake_steps(pg_store *s, pipe_step *st, pgq *q)
+{
+	q_sql(q, "SELECT pg_notify(");
+	q_arg(q, s->channel);
+	q_sql(q, ", '')");
+	st[0] = (pipe_step){ .sql = "BEGIN", .optional = true };
+	st[1] = (pipe_step){ .sql = "SET LOCAL synchronous_commit = off", .optional = true };
+	st[2] = (pipe_step){ .q = q, .optional = true };
+	st[3] = (pipe_step){ .sql = "COMMIT", .optional = true };
+}
+
+/* One event without a key, in a transaction of evf's own: BEGIN, INSERT,
+ * COMMIT and the wake-up in one round trip instead of four. */
+static int emit_single(pg_store *s, const evf_emit_item *it, evf_emit_result *out)
+{
+	pgq q, wq = { 0 };
+	PGresult *r;
+	pipe_step st[7] = { { .sql = "BEGIN" }, { .q = &q, .res = &r }, { .sql = "COMMIT" } };
+	size_t n = 3;
+	int rc = emit_query(s, it, &q);
+	if (rc)
+		return rc;
+	if (s->extended) {
+		wake_steps(s, &st[3], &wq);
+		n = 7;
+	}
+	rc = run_pipeline(s, st, n, "inserting an event");
+	q_free(&q);
+	q_free(&wq);
+	if (rc)
+		return rc;
+	if (out)
+		*out = (evf_emit_result){ .id = ival(r, 0, 0), .duplicate = false };
+	PQclear(r);
+	return 0;
+}
+
+static void wake_workers(pg_store *s)
+{
+	pgq q = { 0 };
+	pipe_step st[4];
+	wake_steps(s, st, &q);
+	run_pipeline(s, st, 4, "waking workers"); /* a hint: polling covers a loss */
+	q_free(&q);
+}
+
 static int pg_emit(evf_store *base, const evf_emit_item *items, size_t n,
                    evf_emit_result *out)
 {
@@ -748,6 +847,8 @@ static int pg_emit(evf_store *base, const evf_emit_item *items, size_t n,
 	/* Inside the caller's transaction a savepoint keeps the batch
 	 * all-or-nothing without ending the caller's transaction. */
 	bool own = PQtransactionStatus(s->conn) == PQTRANS_IDLE;
+	if (own && n == 1 && !items[0].opts.key)
+		return emit_single(s, &items[0], out);
 	if ((rc = run_simple(s, own ? "BEGIN" : "SAVEPOINT evf_emit", "emitting")))
 		return rc;
 	if (copyable(s, items, n))
@@ -758,8 +859,9 @@ static int pg_emit(evf_store *base, const evf_emit_item *items, size_t n,
 		if (!rc && out)
 			out[i] = r;
 	}
-	/* One wake-up per transaction, not per event; delivered at commit. */
-	if (!rc && s->extended) {
+	/* In the caller's transaction the wake-up waits for the caller's
+	 * commit: only a NOTIFY there is delivered then. */
+	if (!rc && s->extended && !own) {
 		pgq q = { 0 };
 		q_sql(&q, "SELECT pg_notify(");
 		q_arg(&q, s->channel);
@@ -776,7 +878,11 @@ static int pg_emit(evf_store *base, const evf_emit_item *items, size_t n,
 			                            : "ROLLBACK TO SAVEPOINT evf_emit; RELEASE SAVEPOINT evf_emit"));
 		return evfi_fail(rc, "%s", saved);
 	}
-	return run_simple(s, own ? "COMMIT" : "RELEASE SAVEPOINT evf_emit", "committing events");
+	if ((rc = run_simple(s, own ? "COMMIT" : "RELEASE SAVEPOINT evf_emit", "committing events")))
+		return rc;
+	if (own && s->extended)
+		wake_workers(s);
+	return 0;
 }
 
 /* ---- claim and outcomes ---------------------------------------------------- */

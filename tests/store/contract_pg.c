@@ -118,8 +118,47 @@ static int count_calls(evf_job *job, const evf_event *ev, void *user)
 	return 0;
 }
 
-/* An idle worker polling once a minute still starts a new event at once:
- * the emit's NOTIFY wakes it. */
+/* The emits of the wake-up test: each kind takes its own path to the
+ * NOTIFY (a single event's pipeline, a COPY batch and a keyed event
+ * after their commits, an outbox emit at the caller's commit). */
+static int emit_each_kind(void)
+{
+	evf_db *e, *mine;
+	evf_options eo = EVF_OPTIONS_INIT;
+	eo.table = table;
+	if (evf_open(&e, url, &eo))
+		return 1;
+	usleep(500 * 1000);
+	if (evf_emit(e, "ping", "{}", NULL, NULL))
+		return 2;
+	usleep(500 * 1000);
+	evf_emit_item items[20];
+	for (int i = 0; i < 20; i++)
+		items[i] = (evf_emit_item){ "ping", "{}", EVF_EMIT_OPTIONS_INIT };
+	if (evf_emit_batch(e, items, 20, NULL))
+		return 3;
+	usleep(500 * 1000);
+	evf_emit_options ko = EVF_EMIT_OPTIONS_INIT;
+	ko.key = "k";
+	if (evf_emit(e, "ping", "{}", &ko, NULL))
+		return 4;
+	evf_close(e);
+	usleep(500 * 1000);
+	PGconn *c = PQconnectdb(url);
+	if (PQstatus(c) != CONNECTION_OK || evf_open_pg(&mine, c, &eo))
+		return 5;
+	PQclear(PQexec(c, "BEGIN"));
+	if (evf_emit(mine, "ping", "{}", NULL, NULL))
+		return 6;
+	usleep(200 * 1000); /* not before the commit */
+	PQclear(PQexec(c, "COMMIT"));
+	evf_close(mine);
+	PQfinish(c);
+	return 0;
+}
+
+/* An idle worker polling once a minute still starts new events at once:
+ * every kind of emit wakes it. */
 static void test_notify_wakes_idle_worker(void **state)
 {
 	(void)state;
@@ -127,34 +166,44 @@ static void test_notify_wakes_idle_worker(void **state)
 	o.poll_interval_ms = 60000;
 	evf_db *db = contract_db(&o);
 	pid_t pid = fork();
-	if (pid == 0) {
-		evf_db *e;
-		evf_options eo = EVF_OPTIONS_INIT;
-		eo.table = table;
-		usleep(500 * 1000);
-		if (evf_open(&e, url, &eo) || evf_emit(e, "ping", "{}", NULL, NULL))
-			_exit(1);
-		evf_close(e);
-		_exit(0);
-	}
+	if (pid == 0)
+		_exit(emit_each_kind());
 	evf_worker *w;
 	evf_worker_options wo = EVF_WORKER_OPTIONS_INIT;
-	wo.limit = 1;
+	wo.limit = 23;
 	EVF_OK_OR_FAIL(evf_worker_new(&w, db, &wo));
 	int calls = 0;
 	evf_handler_options ho = EVF_HANDLER_OPTIONS_INIT;
 	ho.user = &calls;
 	EVF_OK_OR_FAIL(evf_register(w, "ping", count_calls, &ho));
-	alarm(30); /* without the wake-up this would sleep a minute */
+	alarm(30); /* a missed wake-up would sleep a minute */
 	evf_time t0 = evf_now();
 	EVF_OK_OR_FAIL(evf_worker_run(w));
 	alarm(0);
-	assert_int_equal(calls, 1);
+	assert_int_equal(calls, 23);
 	assert_true(evf_now() - t0 < 30LL * 1000000);
 	int status;
 	waitpid(pid, &status, 0);
 	assert_int_equal(WEXITSTATUS(status), 0);
 	evf_worker_free(w);
+	evf_close(db);
+}
+
+/* A statement failing in the middle of a pipeline (jsonb refuses \u0000,
+ * which only the server knows): nothing is inserted, the rest of the
+ * pipeline is dropped, and the session is ready for the next emit. */
+static void test_failure_inside_pipeline(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	evf_emit_result r;
+	assert_int_equal(evf_emit(db, "t", "{\"a\":\"\\u0000\"}", NULL, &r), EVF_ESTORE);
+	assert_non_null(strstr(evf_error_last(), "inserting an event"));
+	EVF_OK_OR_FAIL(evf_emit(db, "t", "{\"a\":1}", NULL, &r));
+	evf_filter f = EVF_FILTER_INIT;
+	int64_t n = -1;
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 1);
 	evf_close(db);
 }
 
@@ -173,6 +222,7 @@ static void test_no_password_in_errors(void **state)
 static const struct CMUnitTest pg_tests[] = {
 	cmocka_unit_test(test_outbox_on_callers_connection),
 	cmocka_unit_test(test_notify_wakes_idle_worker),
+	cmocka_unit_test(test_failure_inside_pipeline),
 	cmocka_unit_test(test_no_password_in_errors),
 };
 
