@@ -70,7 +70,8 @@ char *evfi_log_line(evf_log_format fmt, const char *worker_id,
                     const evf_outcome *o);
 
 /* A warning line for the worker log (msg is the message). */
-char *evfi_log_warning(evf_log_format fmt, const char *worker_id, const char *msg);
+char *evfi_log_warning(evf_log_format fmt, const char *worker_id, const char *msg,
+                       const char *error);
 
 /* True when the filter selects a subset (anything but "everything"). */
 bool evfi_filter_narrows(const evf_filter *f);
@@ -240,6 +241,7 @@ int64_t evfi_worker_outcomes(evf_worker *w);
 bool evfi_transient(int rc);
 void evfi_worker_idle(evfi_lane *l, int64_t ms);
 void evfi_log_retry(evf_worker *w, int64_t pause);
+void evfi_log_warn(evf_worker *w, const char *msg);
 /* ratelimit.c: the worker's rate limits (NULL when it has none), used
  * by the claiming thread only.  Before a claim: *want capped by limits on
  * every type, *skip the patterns whose bucket is empty.  After it: the

@@ -98,7 +98,8 @@ char *evfi_log_line(evf_log_format fmt, const char *worker_id, const evf_outcome
 	return b.data;
 }
 
-char *evfi_log_warning(evf_log_format fmt, const char *worker_id, const char *msg)
+char *evfi_log_warning(evf_log_format fmt, const char *worker_id, const char *msg,
+                       const char *error)
 {
 	char ts[40];
 
@@ -111,6 +112,8 @@ char *evfi_log_warning(evf_log_format fmt, const char *worker_id, const char *ms
 		cJSON_AddStringToObject(j, "level", "warn");
 		cJSON_AddStringToObject(j, "msg", msg);
 		cJSON_AddStringToObject(j, "worker", worker_id);
+		if (error)
+			cJSON_AddStringToObject(j, "error", error);
 		char *s = cJSON_PrintUnformatted(j);
 		cJSON_Delete(j);
 		return s;
@@ -121,6 +124,7 @@ char *evfi_log_warning(evf_log_format fmt, const char *worker_id, const char *ms
 	evfi_buf_puts(&b, " level=warn");
 	logfmt_pair(&b, "msg", msg);
 	logfmt_pair(&b, "worker", worker_id);
+	logfmt_pair(&b, "error", error);
 	if (b.oom) {
 		evfi_buf_free(&b);
 		return NULL;

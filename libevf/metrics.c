@@ -98,7 +98,7 @@ static void warn(evfi_metrics *m, bool *once, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	char *line = evfi_log_warning(m->log_format, m->worker_id, msg);
+	char *line = evfi_log_warning(m->log_format, m->worker_id, msg, NULL);
 	if (line)
 		m->log(m->log_user, line);
 	free(line);

@@ -231,7 +231,8 @@ static void renew_queued(pool *p)
 	if (n) {
 		evf_store *s = w->lane.db->store;
 		/* a failed renewal is not fatal: the lease check decides later */
-		s->ops->extend(s, w->id, l, n, w->lock_ms);
+		if (s->ops->extend(s, w->id, l, n, w->lock_ms))
+			evfi_log_warn(w, "lease renewal failed");
 	}
 	free(l);
 }

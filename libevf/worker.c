@@ -435,6 +435,20 @@ void evfi_log_retry(evf_worker *w, int64_t pause)
 	evfi_buf_free(&b);
 }
 
+/* A warning line with the last error, for what the worker lets pass. */
+void evfi_log_warn(evf_worker *w, const char *msg)
+{
+	if (!w->o.log)
+		return;
+	char *line = evfi_log_warning(w->o.log_format, w->id, msg, evf_error_last());
+	if (line) {
+		pthread_mutex_lock(&w->mu);
+		w->o.log(w->o.log_user, line);
+		pthread_mutex_unlock(&w->mu);
+	}
+	free(line);
+}
+
 /* One claimed batch on its way through the worker. */
 typedef struct batch {
 	evf_event **evs;
@@ -536,8 +550,11 @@ static int batch_run(evfi_lane *l, batch *b)
 		}
 		if (evfi_ms_since(&renewed) * 2 >= (double)w->lock_ms) {
 			rc = s->ops->extend(s, w->id, l->leases, l->nleases, w->lock_ms);
-			if (evfi_transient(rc))
-				rc = 0; /* the outcomes may still land; the lease check decides */
+			if (evfi_transient(rc)) {
+				/* the outcomes may still land; the lease check decides */
+				evfi_log_warn(w, "lease renewal failed");
+				rc = 0;
+			}
 			clock_gettime(CLOCK_MONOTONIC, &renewed);
 		}
 		if (!rc && !basic && exhausted_by_lost_attempts(l, b->evs[i], &b->res[i]))

@@ -56,13 +56,15 @@ for i in 1 2; do
 	[ "$status" -eq 0 ] || fail "worker $i exited with status $status: $(tail -n 3 "$WORK/log.$i")"
 done
 STRESS_PIDS=
-# Their sessions were cut, so at least one must have hit the dead session
-# and retried.  Not necessarily both: when a batch outlives half the lease
-# (5 s here; handlers run long on a loaded machine) the worker renews it
-# between handlers, and a renewal that meets the dead session is let pass
-# (the lease check decides later); the connection, now known broken, is
-# reset before the next call, with no error to log.
-grep -q "msg=retrying" "$WORK/log.1" "$WORK/log.2" || fail "no worker noticed the restart"
+# Their sessions were cut, so each must have hit its dead session and said
+# so: a failed call is retried ("retrying"), and a lease renewal between
+# handlers (a batch outlives half the lease when handlers run long on a
+# loaded machine) is let pass with a warning, the lease check deciding
+# later.
+for i in 1 2; do
+	grep -qE 'msg=retrying|msg="lease renewal failed"' "$WORK/log.$i" ||
+		fail "worker $i did not log the restart: $(tail -n 3 "$WORK/log.$i")"
+done
 
 # A claim cut off by the restart may have committed without its worker
 # hearing of it: those events come back once the lease expires.

@@ -64,6 +64,22 @@ static void test_log_lines(void **state)
 	assert_string_equal(cJSON_GetObjectItem(j, "correlation_id")->valuestring, "c-1");
 	cJSON_Delete(j);
 	free(line);
+
+	/* warnings: what the worker lets pass, with the error when there is one */
+	line = evfi_log_warning(EVF_LOG_LOGFMT, "w", "lease renewal failed", "server \"gone\"");
+	assert_non_null(strstr(line, " level=warn msg=\"lease renewal failed\" worker=w "
+	                             "error=\"server \\\"gone\\\"\""));
+	free(line);
+	line = evfi_log_warning(EVF_LOG_LOGFMT, "w", "metrics: off", NULL);
+	assert_null(strstr(line, "error="));
+	free(line);
+	line = evfi_log_warning(EVF_LOG_JSON, "w", "lease renewal failed", "gone");
+	j = cJSON_Parse(line);
+	assert_non_null(j);
+	assert_string_equal(cJSON_GetObjectItem(j, "level")->valuestring, "warn");
+	assert_string_equal(cJSON_GetObjectItem(j, "error")->valuestring, "gone");
+	cJSON_Delete(j);
+	free(line);
 }
 
 int main(void)
