@@ -166,6 +166,37 @@ int cli_open_db(const cli_ctx *ctx, evf_db **out, bool create)
 	return CLI_EXIT_OK;
 }
 
+int cli_table_command(const cli_ctx *ctx, int argc, char **argv, bool create,
+                      int (*fn)(evf_db *db), const char *done)
+{
+	evf_db *db = NULL;
+	int rc = cli_parse_no_options(ctx, argc, argv);
+
+	if (rc >= 0)
+		return rc;
+	if (optind < argc)
+		return cli_usage(ctx, "unexpected argument '%s'", argv[optind]);
+	rc = cli_open_db(ctx, &db, create);
+	if (rc != CLI_EXIT_OK)
+		return rc;
+	rc = fn(db);
+	if (rc < 0) {
+		rc = cli_lib_error(ctx, rc);
+	} else if (ctx->json) {
+		cJSON *obj = cli_json_object();
+
+		cli_json_add_string(obj, "database", evf_db_display_url(db));
+		cli_json_add_string(obj, "table", evf_db_table(db));
+		cli_print_json(obj);
+		rc = CLI_EXIT_OK;
+	} else {
+		printf("%s %s in %s\n", done, evf_db_table(db), evf_db_display_url(db));
+		rc = CLI_EXIT_OK;
+	}
+	evf_close(db);
+	return rc;
+}
+
 int cli_set(const cli_ctx *ctx, const char *key, const char *value,
             const char *flag)
 {

@@ -170,6 +170,7 @@ void cli_print_action_result(const cli_ctx *ctx, evf_action action, int arg,
 /* ---- the commands (cmd_*.c) --------------------------------------------------- */
 
 int cmd_init(const cli_ctx *ctx, int argc, char **argv);
+int cmd_maintain(const cli_ctx *ctx, int argc, char **argv);
 int cmd_migrate(const cli_ctx *ctx, int argc, char **argv);
 int cmd_emit(const cli_ctx *ctx, int argc, char **argv);
 int cmd_process(const cli_ctx *ctx, int argc, char **argv);
@@ -193,5 +194,9 @@ int cmd_help(const cli_ctx *ctx, int argc, char **argv);
 /* Parse the options of a command that takes only --help; returns -1 to go
  * on, else the exit code (help printed or a usage error). */
 int cli_parse_no_options(const cli_ctx *ctx, int argc, char **argv);
+/* A command with no options or arguments that runs fn on the table and
+ * says "<done> TABLE in URL" (or {"database","table"} with --json). */
+int cli_table_command(const cli_ctx *ctx, int argc, char **argv, bool create,
+                      int (*fn)(evf_db *db), const char *done);
 
 #endif

@@ -119,6 +119,9 @@ static const cli_command commands[] = {
 	  "  --chunk N              rows per transaction (default 5000)\n"
 	  "  --dry-run              only check that every line can be restored\n",
 	  cmd_restore },
+	{ "maintain", "",
+	  "after a big purge: VACUUM (ANALYZE) the table, or shrink SQLite's WAL file",
+	  NULL, cmd_maintain },
 	{ "bench", "[OPTIONS]",
 	  "measure emit, drain and wake-up speed on a scratch table",
 	  "  --phase P[,P]          emit, drain, latency, mixed, scale or all\n"

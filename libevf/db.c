@@ -202,6 +202,14 @@ int evf_drop(evf_db *db)
 	return db->store->ops->drop(db->store);
 }
 
+int evf_maintain(evf_db *db)
+{
+	if (!db)
+		return evfi_fail(EVF_EINVAL, "no database");
+	evfi_error_clear();
+	return db->store->ops->maintain(db->store);
+}
+
 int evf_db_durability(evf_db *db, char *buf, size_t len)
 {
 	if (len)

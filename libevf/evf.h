@@ -184,6 +184,13 @@ int evf_init(evf_db *db);
  * scratch tables (evfctl bench uses one).  Everything in it is gone. */
 int evf_drop(evf_db *db);
 
+/* Give back what a big purge or bulk change left behind: on PostgreSQL
+ * VACUUM (ANALYZE) of the table, so that claims stop stepping over the
+ * index entries of dead rows (autovacuum would, later); on SQLite a
+ * checkpoint that truncates the write-ahead log.  Not inside a
+ * transaction.  EVF_EBUSY when SQLite readers or writers are in the way. */
+int evf_maintain(evf_db *db);
+
 /* One line naming the database and the settings that decide what a
  * commit survives (SQLite journal mode and synchronous; PostgreSQL fsync
  * and synchronous_commit), for benchmark reports. */

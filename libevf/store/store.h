@@ -131,6 +131,8 @@ typedef struct evf_store_ops {
 	int (*drop)(evf_store *s);
 	/* The settings that decide what a commit survives, for reports. */
 	int (*durability)(evf_store *s, char *buf, size_t len);
+	/* Give back what big changes left behind (see evf_maintain). */
+	int (*maintain)(evf_store *s);
 	/* Optional: sleep up to ms or until new work is announced (1) or stop
 	 * is set.  Without it the worker just sleeps. */
 	int (*wait)(evf_store *s, int64_t ms, volatile sig_atomic_t *stop);

@@ -318,4 +318,34 @@ run purge --older-than 0s
 expect_exit 0
 expect_count 0
 
+# ---- maintain: what the purges left behind --------------------------------------
+if [ "$BACKEND" = pg ]; then
+	sql "SELECT pg_stat_reset_single_table_counters('\"$TABLE\"'::regclass)" >/dev/null
+	run --json maintain
+	expect_exit 0
+	expect_json "d['table']" "$TABLE"
+	check "the table was vacuumed and analysed" test "$(sql "SELECT vacuum_count > 0 AND analyze_count > 0 FROM pg_stat_user_tables WHERE relname = '$TABLE'")" = t
+else
+	# a long-running connection (a worker's) keeps the log from being
+	# truncated when the others close
+	python3 -c '
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1])
+c.execute("SELECT count(*) FROM evf_event").fetchone()
+time.sleep(30)' "$DB" &
+	holder=$!
+	sleep 0.5
+	run emit t
+	run purge --older-than 0s --state pending
+	check "the write-ahead log stays while a connection is open" test -s "$DB-wal"
+	run maintain
+	expect_exit 0
+	expect_stdout_contains "maintained $TABLE in"
+	check "maintain truncated the write-ahead log" test -e "$DB-wal" -a ! -s "$DB-wal"
+	kill $holder 2>/dev/null
+	wait $holder 2>/dev/null
+fi
+run maintain extra
+expect_exit 2
+
 finish

@@ -5,7 +5,7 @@
 run --help
 expect_exit 0
 expect_stdout_contains "usage: evfctl"
-for cmd in init emit process list show requeue mark-processed dead-letter set-max-attempts stats health stuck metrics purge archive restore bench config help; do
+for cmd in init emit process list show requeue mark-processed dead-letter set-max-attempts stats health stuck metrics purge archive restore maintain bench config help; do
 	expect_stdout_contains "  $cmd "
 done
 expect_stderr_empty
