@@ -248,7 +248,9 @@ static int run_pipeline(pg_store *s, const pipe_step *steps, size_t n, const cha
 	while (sent < n && pipe_send(s, steps[sent].q ? steps[sent].q->sql.data : steps[sent].sql,
 	                             steps[sent].q))
 		sent++;
-	bool failed = sent < n || !PQpipelineSync(s->conn);
+	/* the sync goes even after a refused send: without it the server
+	 * never flushes the answers of what was sent, and reading would hang */
+	bool failed = !PQpipelineSync(s->conn) || sent < n;
 	/* Every sent statement ends with a NULL result; a statement after a
 	 * failed one answers PGRES_PIPELINE_ABORTED.  The first error is
 	 * judged only after the rest is read: a server shutting down sends
@@ -849,7 +851,9 @@ static void wake_workers(pg_store *s)
 	pgq q = { 0 };
 	pipe_step st[4];
 	wake_steps(s, st, &q);
-	run_pipeline(s, st, 4, "waking workers"); /* a hint: polling covers a loss */
+	/* a hint: polling covers a loss, and the emit stands either way */
+	if (run_pipeline(s, st, 4, "waking workers"))
+		evfi_error_clear();
 	q_free(&q);
 }
 

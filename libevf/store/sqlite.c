@@ -504,6 +504,9 @@ static int emit_items(sq_store *s, const evf_emit_item *items, size_t n, evf_tim
 		size_t k = 1;
 		while (!key && k < EMIT_ROWS && i + k < n && !items[i + k].opts.key)
 			k++;
+		/* a few statement sizes only, so that they stay in the statement
+		 * cache next to the claim's and the completion's */
+		k = k >= 64 ? 64 : k >= 16 ? 16 : k >= 4 ? 4 : 1;
 		if ((rc = emit_rows(s, &items[i], k, now, now_text, out ? &out[i] : NULL)))
 			return rc;
 		i += k;

@@ -332,9 +332,14 @@ else
 import sqlite3, sys, time
 c = sqlite3.connect(sys.argv[1])
 c.execute("SELECT count(*) FROM evf_event").fetchone()
-time.sleep(30)' "$DB" &
+open(sys.argv[2], "w").close()
+time.sleep(30)' "$DB" "$T/holding" &
 	holder=$!
-	sleep 0.5
+	n=0
+	while [ ! -e "$T/holding" ] && [ $n -lt 100 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
 	run emit t
 	run purge --older-than 0s --state pending
 	check "the write-ahead log stays while a connection is open" test -s "$DB-wal"
