@@ -314,26 +314,28 @@ static int run_pipeline(pg_store *s, const pipe_step *steps, size_t n, const cha
  * synchronous_commit = off, the statements, COMMIT) in one round trip,
  * where one statement at a time cost four round trips for each claim or
  * completion.  res[i] receives each statement's result; on failure none. */
-static int run_relaxed_set(pg_store *s, const char *set, pgq *qs, size_t nq, PGresult **res,
-                           const char *what);
+static int run_tx(pg_store *s, bool relaxed_commit, const char *set, pgq *qs, size_t nq,
+                  PGresult **res, const char *what);
 
 static int run_relaxed(pg_store *s, pgq *qs, size_t nq, PGresult **res, const char *what)
 {
-	return run_relaxed_set(s, NULL, qs, nq, res, what);
+	return run_tx(s, true, NULL, qs, nq, res, what);
 }
 
-/* The same, with one more statement (may be NULL) before the others: settings
- * for this transaction alone. */
-static int run_relaxed_set(pg_store *s, const char *set, pgq *qs, size_t nq, PGresult **res,
-                           const char *what)
+/* The same as one transaction, relaxed or not, with one more statement
+ * (set, may be NULL) before the others: settings for it alone. */
+static int run_tx(pg_store *s, bool relaxed_commit, const char *set, pgq *qs, size_t nq,
+                  PGresult **res, const char *what)
 {
-	size_t head = set ? 3 : 2;
-	pipe_step *steps = calloc(nq + head + 1, sizeof *steps);
+	size_t head = 1;
+	pipe_step *steps = calloc(nq + 4, sizeof *steps);
 	if (!steps)
 		return evfi_fail(EVF_ENOMEM, "out of memory");
 	steps[0].sql = "BEGIN";
-	steps[1].sql = "SET LOCAL synchronous_commit = off";
-	steps[2].sql = set;
+	if (relaxed_commit)
+		steps[head++].sql = "SET LOCAL synchronous_commit = off";
+	if (set)
+		steps[head++].sql = set;
 	for (size_t i = 0; i < nq; i++)
 		steps[i + head] = (pipe_step){ .q = &qs[i], .res = &res[i] };
 	steps[nq + head].sql = "COMMIT";
@@ -1012,7 +1014,11 @@ static int pg_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 		q_sql(&q, " FOR UPDATE SKIP LOCKED)) RETURNING " EXT_COLS_T("t"));
 	}
 	PGresult *r;
-	if (!basic && relaxed(s)) {
+	/* On the caller's connection too, when no transaction of theirs is
+	 * open (the settings must not outlive the claim's own). */
+	bool own_tx = relaxed(s) || (s->borrowed && s->conn &&
+	                             PQtransactionStatus(s->conn) == PQTRANS_IDLE);
+	if (!basic && own_tx) {
 		/* The claim must walk the ready index in claim order.  With
 		 * statistics from when the queue was small (or none yet, on a new
 		 * table) the planner took the (processed, type) index for a
@@ -1022,9 +1028,8 @@ static int pg_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 		 * ready index is the only way to that order.  And no JIT: past
 		 * a million rows the claim's estimated cost crosses jit_above_cost
 		 * and every claim compiled its expressions again (tens of ms). */
-		rc = run_relaxed_set(s, "SELECT set_config('enable_sort', 'off', true), "
-		                     "set_config('jit', 'off', true)", &q, 1, &r,
-		                     "claiming events");
+		rc = run_tx(s, relaxed(s), "SELECT set_config('enable_sort', 'off', true), "
+		            "set_config('jit', 'off', true)", &q, 1, &r, "claiming events");
 	} else {
 		r = run(s, &q, "claiming events", &rc);
 	}

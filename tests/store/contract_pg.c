@@ -258,11 +258,12 @@ static long index_scans(PGconn *c, const char *suffix)
 /* The planner trap on PostgreSQL: on a table without statistics (or with
  * ones from when the queue was small), a worker for named types had its
  * claims go through the (processed, type) index and sort every pending
- * row of its types, each time.  A claim must walk the ready index. */
-static void test_claim_walks_ready_index(void **state)
+ * row of its types, each time.  A claim must walk the ready index, on
+ * evf's own connection (borrowed == false) and on the caller's. */
+static void typed_claims_walk_ready_index(bool borrowed)
 {
-	(void)state;
 	evf_db *db = contract_db(NULL);
+	PGconn *wc = NULL;
 	enum { N = 5000 };
 	static evf_emit_item items[N];
 	for (int i = 0; i < N; i++)
@@ -276,7 +277,13 @@ static void test_claim_walks_ready_index(void **state)
 
 	evf_options o = EVF_OPTIONS_INIT;
 	o.table = table;
-	EVF_OK_OR_FAIL(evf_open(&db, url, &o));
+	if (borrowed) {
+		wc = PQconnectdb(url);
+		assert_int_equal(PQstatus(wc), CONNECTION_OK);
+		EVF_OK_OR_FAIL(evf_open_pg(&db, wc, &o));
+	} else {
+		EVF_OK_OR_FAIL(evf_open(&db, url, &o));
+	}
 	evf_worker_options wo = EVF_WORKER_OPTIONS_INIT;
 	wo.batch_size = 100;
 	evf_worker *w;
@@ -290,7 +297,8 @@ static void test_claim_walks_ready_index(void **state)
 		EVF_OK_OR_FAIL(evf_worker_step(w, &n));
 	assert_int_equal(calls, 300);
 	evf_worker_free(w);
-	evf_close(db); /* the session's statistics reach the server as it ends */
+	evf_close(db);
+	PQfinish(wc); /* the session's statistics reach the server as it ends */
 
 	long ready = ready0;
 	for (int i = 0; i < 100 && ready < ready0 + 3; i++) {
@@ -300,6 +308,13 @@ static void test_claim_walks_ready_index(void **state)
 	assert_true(ready >= ready0 + 3);
 	assert_int_equal(index_scans(mon, "processed_type"), typed0);
 	PQfinish(mon);
+}
+
+static void test_claim_walks_ready_index(void **state)
+{
+	(void)state;
+	typed_claims_walk_ready_index(false);
+	typed_claims_walk_ready_index(true);
 }
 
 static void test_no_password_in_errors(void **state)
