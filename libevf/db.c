@@ -49,6 +49,19 @@ static int db_new(evf_db **out, const evf_options *opts)
 	return 0;
 }
 
+/* Open the store the parsed URL names. */
+static int open_store(evf_db *db)
+{
+	if (!strcmp(db->url.backend, "sqlite"))
+		return evfi_sqlite_open(&db->store, db->url.target, &db->opts, db->table);
+#ifdef HAVE_LIBPQ
+	return evfi_pg_open(&db->store, db->url.target, &db->opts, db->table);
+#else
+	return evfi_fail(EVF_ENOBACKEND, "this build has no %s backend "
+	                 "(configure --with-libpq)", db->url.backend);
+#endif
+}
+
 int evf_open(evf_db **out, const char *url, const evf_options *opts)
 {
 	evf_db *db;
@@ -57,21 +70,7 @@ int evf_open(evf_db **out, const char *url, const evf_options *opts)
 	*out = NULL;
 	if ((rc = db_new(&db, opts)))
 		return rc;
-	if ((rc = evfi_url_parse(&db->url, url))) {
-		evf_close(db);
-		return rc;
-	}
-	if (!strcmp(db->url.backend, "sqlite")) {
-		rc = evfi_sqlite_open(&db->store, db->url.target, &db->opts, db->table);
-	} else {
-#ifdef HAVE_LIBPQ
-		rc = evfi_pg_open(&db->store, db->url.target, &db->opts, db->table);
-#else
-		rc = evfi_fail(EVF_ENOBACKEND, "this build has no %s backend "
-		               "(configure --with-libpq)", db->url.backend);
-#endif
-	}
-	if (rc) {
+	if ((rc = evfi_url_parse(&db->url, url)) || (rc = open_store(db))) {
 		evf_close(db);
 		return rc;
 	}
@@ -160,16 +159,7 @@ int evfi_db_reopen(const evf_db *db, evf_db **out)
 		evf_close(n);
 		return evfi_fail(EVF_ENOMEM, "out of memory");
 	}
-	if (!strcmp(db->url.backend, "sqlite"))
-		rc = evfi_sqlite_open(&n->store, n->url.target, &n->opts, n->table);
-#ifdef HAVE_LIBPQ
-	else
-		rc = evfi_pg_open(&n->store, n->url.target, &n->opts, n->table);
-#else
-	else
-		rc = evfi_fail(EVF_ENOBACKEND, "this build has no %s backend", db->url.backend);
-#endif
-	if (rc) {
+	if ((rc = open_store(n))) {
 		evf_close(n);
 		return rc;
 	}

@@ -160,6 +160,9 @@ void evfi_overview_finish(evf_overview *out, int64_t total, bool estimated);
 /* 0, or EVF_ESCHEMA when a table is missing or lacks the basic columns. */
 int evfi_schema_verdict(const char *table, int ncols, unsigned have_basic);
 int evfi_fail_basic(const char *what, const char *table);
+/* 0, or the EVF_EBASIC failure when an item asks for what only the
+ * extended columns hold (a key, priority, schedule, ...). */
+int evfi_emit_check_basic(const evf_emit_item *items, size_t n, const char *table);
 /* Each of the n strings through map, the results through join (the
  * backend's array or JSON literal); NULL when out of memory. */
 char *evfi_strings_mapped(const char *const *in, size_t n, char *(*map)(const char *),

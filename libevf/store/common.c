@@ -168,6 +168,18 @@ int evfi_fail_basic(const char *what, const char *table)
 	                 what, table);
 }
 
+int evfi_emit_check_basic(const evf_emit_item *items, size_t n, const char *table)
+{
+	for (size_t i = 0; i < n; i++) {
+		const evf_emit_options *o = &items[i].opts;
+		if (o->key || o->priority || o->not_before || o->delay_ms || o->correlation_id ||
+		    o->max_attempts)
+			return evfi_fail_basic("emitting with a key, priority, schedule, "
+			                       "correlation id or max attempts", table);
+	}
+	return 0;
+}
+
 /* Redundant conditions that let the planner skip what cannot match (the
  * answers do not change; the time does, on big tables):
  *  - live states only (pending, scheduled, running, failed, stuck): the

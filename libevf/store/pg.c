@@ -74,6 +74,15 @@ static void q_arg(pgq *q, const char *v)
 	evfi_buf_printf(&q->sql, "$%d", q->n);
 }
 
+/* An argument the caller built (NULL: it ran out of memory), freed here. */
+static void q_arg_take(pgq *q, char *v)
+{
+	if (!v)
+		q->oom = true;
+	q_arg(q, v);
+	free(v);
+}
+
 static void q_int(pgq *q, int64_t v)
 {
 	char buf[32];
@@ -310,20 +319,11 @@ static int run_pipeline(pg_store *s, const pipe_step *steps, size_t n, const cha
 	return rc;
 }
 
-/* Run qs[0..nq) as one relaxed transaction (BEGIN, SET LOCAL
- * synchronous_commit = off, the statements, COMMIT) in one round trip,
- * where one statement at a time cost four round trips for each claim or
- * completion.  res[i] receives each statement's result; on failure none. */
-static int run_tx(pg_store *s, bool relaxed_commit, const char *set, pgq *qs, size_t nq,
-                  PGresult **res, const char *what);
-
-static int run_relaxed(pg_store *s, pgq *qs, size_t nq, PGresult **res, const char *what)
-{
-	return run_tx(s, true, NULL, qs, nq, res, what);
-}
-
-/* The same as one transaction, relaxed or not, with one more statement
- * (set, may be NULL) before the others: settings for it alone. */
+/* Run qs[0..nq) as one transaction (BEGIN, with relaxed_commit SET LOCAL
+ * synchronous_commit = off, then `set` when given: settings for this
+ * transaction alone, the statements, COMMIT) in one round trip, where one
+ * statement at a time cost four round trips for each claim or completion.
+ * res[i] receives each statement's result; on failure none. */
 static int run_tx(pg_store *s, bool relaxed_commit, const char *set, pgq *qs, size_t nq,
                   PGresult **res, const char *what)
 {
@@ -342,6 +342,11 @@ static int run_tx(pg_store *s, bool relaxed_commit, const char *set, pgq *qs, si
 	int rc = run_pipeline(s, steps, nq + head + 1, what);
 	free(steps);
 	return rc;
+}
+
+static int run_relaxed(pg_store *s, pgq *qs, size_t nq, PGresult **res, const char *what)
+{
+	return run_tx(s, true, NULL, qs, nq, res, what);
 }
 
 /* ---- schema ---------------------------------------------------------------- */
@@ -599,10 +604,6 @@ static int emit_query(pg_store *s, const evf_emit_item *it, pgq *qp)
 	pgq q = { 0 };
 
 	if (!s->extended) {
-		if (o->key || o->priority || o->not_before || o->delay_ms ||
-		    o->correlation_id || o->max_attempts)
-			return need_extended(s, "emitting with a key, priority, schedule, "
-			                     "correlation id or max attempts");
 		q_sql(&q, "INSERT INTO %s (type, parameters, date, processed, error, "
 		      "error_message) VALUES (", s->qt);
 		q_arg(&q, it->type);
@@ -811,11 +812,16 @@ static bool copyable(const pg_store *s, const evf_emit_item *items, size_t n)
  * the lock is held for a moment.  Should the wake-up be lost (the process
  * dies between the two), idle workers find the events at their next poll.
  * Fills 4 steps. */
-static void wake_steps(pg_store *s, pipe_step *st, pgq *q)
+static void notify_query(pg_store *s, pgq *q)
 {
 	q_sql(q, "SELECT pg_notify(");
 	q_arg(q, s->channel);
 	q_sql(q, ", '')");
+}
+
+static void wake_steps(pg_store *s, pipe_step *st, pgq *q)
+{
+	notify_query(s, q);
 	st[0] = (pipe_step){ .sql = "BEGIN", .optional = true };
 	st[1] = (pipe_step){ .sql = "SET LOCAL synchronous_commit = off", .optional = true };
 	st[2] = (pipe_step){ .q = q, .optional = true };
@@ -866,7 +872,8 @@ static int pg_emit(evf_store *base, const evf_emit_item *items, size_t n,
 	int rc;
 	if ((rc = ensure_conn(s)))
 		return rc;
-	if ((rc = pg_schema_extended(base)) < 0)
+	if ((rc = pg_schema_extended(base)) < 0 ||
+	    (!s->extended && (rc = evfi_emit_check_basic(items, n, base->table))))
 		return rc;
 	/* Inside the caller's transaction a savepoint keeps the batch
 	 * all-or-nothing without ending the caller's transaction. */
@@ -887,9 +894,7 @@ static int pg_emit(evf_store *base, const evf_emit_item *items, size_t n,
 	 * commit: only a NOTIFY there is delivered then. */
 	if (!rc && s->extended && !own) {
 		pgq q = { 0 };
-		q_sql(&q, "SELECT pg_notify(");
-		q_arg(&q, s->channel);
-		q_sql(&q, ", '')");
+		notify_query(s, &q);
 		PGresult *r = run(s, &q, "notifying workers", &rc);
 		PQclear(r);
 		q_free(&q);
@@ -977,13 +982,9 @@ static int pg_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 		      "AND (locked_until IS NULL OR locked_until <= now())", s->qt);
 	}
 	if (c->types) {
-		char *arr = text_array(c->types, c->ntypes);
-		if (!arr)
-			q.oom = true;
 		q_sql(&q, " AND type = ANY(");
-		q_arg(&q, arr);
+		q_arg_take(&q, text_array(c->types, c->ntypes));
 		q_sql(&q, "::text[])");
-		free(arr);
 	}
 	if (c->older_than) {
 		q_sql(&q, " AND date <= ");
@@ -996,13 +997,9 @@ static int pg_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 		q_int(&q, c->max_attempts);
 	}
 	if (c->nskip) { /* types a rate limit holds back */
-		char *arr = evfi_strings_mapped(c->skip, c->nskip, like_of, text_array);
-		if (!arr)
-			q.oom = true;
 		q_sql(&q, " AND NOT (type LIKE ANY(");
-		q_arg(&q, arr);
+		q_arg_take(&q, evfi_strings_mapped(c->skip, c->nskip, like_of, text_array));
 		q_sql(&q, "::text[]))");
-		free(arr);
 	}
 	if (basic) {
 		q_sql(&q, " ORDER BY id LIMIT ");
@@ -1305,12 +1302,8 @@ static void where_clause(pg_store *s, pgq *q, const evf_filter *f, bool ext, boo
 	evfi_sql_state_hints(&q->sql, f->states, ext, true, s->base.table, s->qt);
 	if (f->type && *f->type) {
 		if (strchr(f->type, '*')) {
-			char *like = like_of(f->type);
-			if (!like)
-				q->oom = true;
 			q_sql(q, " AND type LIKE ");
-			q_arg(q, like);
-			free(like);
+			q_arg_take(q, like_of(f->type));
 		} else {
 			q_sql(q, " AND type = ");
 			q_arg(q, f->type);

@@ -480,13 +480,8 @@ static int emit_items(sq_store *s, const evf_emit_item *items, size_t n, evf_tim
 {
 	char now_text[40];
 	int rc;
-	for (size_t i = 0; !s->extended && i < n; i++) {
-		const evf_emit_options *o = &items[i].opts;
-		if (o->key || o->priority || o->not_before || o->delay_ms || o->correlation_id ||
-		    o->max_attempts)
-			return need_extended(s, "emitting with a key, priority, schedule, "
-			                     "correlation id or max attempts");
-	}
+	if (!s->extended && (rc = evfi_emit_check_basic(items, n, s->base.table)))
+		return rc;
 	evf_time_format(now_text, sizeof now_text, now);
 	for (size_t i = 0; i < n;) {
 		const char *key = items[i].opts.key;
@@ -506,7 +501,7 @@ static int emit_items(sq_store *s, const evf_emit_item *items, size_t n, evf_tim
 			k++;
 		/* a few statement sizes only, so that they stay in the statement
 		 * cache next to the claim's and the completion's */
-		k = k >= 64 ? 64 : k >= 16 ? 16 : k >= 4 ? 4 : 1;
+		k = k >= EMIT_ROWS ? EMIT_ROWS : k >= 16 ? 16 : k >= 4 ? 4 : 1;
 		if ((rc = emit_rows(s, &items[i], k, now, now_text, out ? &out[i] : NULL)))
 			return rc;
 		i += k;
@@ -745,32 +740,38 @@ static int sq_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 	return 0;
 }
 
+/* "[1,2,3]" for json_each. */
+static char *json_ids(const int64_t *ids, size_t n)
+{
+	evfi_buf b = { 0 };
+	evfi_buf_add(&b, "[", 1);
+	for (size_t i = 0; i < n; i++)
+		evfi_buf_printf(&b, "%s%lld", i ? "," : "", (long long)ids[i]);
+	evfi_buf_add(&b, "]", 1);
+	return b.oom ? (evfi_buf_free(&b), NULL) : b.data;
+}
+
 /* Completed rows that had failed before lose their error flag in a
  * statement of their own: naming error in the completion's SET would
  * rewrite every completed row's (error, date) index entry, a sixth of a
  * drain's cost, for the few rows that need it. */
 static int clear_errors(sq_store *s, const int64_t *ids, size_t n)
 {
-	evfi_buf l = { 0 };
 	sqlite3_stmt *st;
 	char sql[160];
 	int rc;
-	for (size_t i = 0; i < n; i++)
-		evfi_buf_printf(&l, "%s%" PRId64, i ? "," : "[", ids[i]);
-	evfi_buf_puts(&l, "]");
-	if (l.oom) {
-		evfi_buf_free(&l);
+	char *l = json_ids(ids, n);
+	if (!l)
 		return evfi_fail(EVF_ENOMEM, "out of memory");
-	}
 	snprintf(sql, sizeof sql, "UPDATE %s SET error = 0 WHERE id IN "
 	         "(SELECT value FROM json_each(:ids))", s->qt);
 	if (!(rc = prepare(s, sql, &st))) {
-		bind_text(st, ":ids", l.data);
+		bind_text(st, ":ids", l);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		rc = rc == SQLITE_DONE ? 0 : sq_err(s, rc, "completing events");
 	}
-	evfi_buf_free(&l);
+	free(l);
 	return rc;
 }
 
@@ -929,15 +930,6 @@ static char *glob_of(const char *pattern)
 	return b.oom ? (evfi_buf_free(&b), NULL) : b.data;
 }
 
-static char *json_ids(const int64_t *ids, size_t n)
-{
-	evfi_buf b = { 0 };
-	evfi_buf_add(&b, "[", 1);
-	for (size_t i = 0; i < n; i++)
-		evfi_buf_printf(&b, "%s%lld", i ? "," : "", (long long)ids[i]);
-	evfi_buf_add(&b, "]", 1);
-	return b.oom ? (evfi_buf_free(&b), NULL) : b.data;
-}
 
 /* The column of a sort order; a basic table has no priority or attempts
  * (every row counts as 0 there). */
