@@ -243,6 +243,8 @@ int evfi_batch_process(evfi_lane *l, evf_event **evs, size_t n);
 int64_t evfi_worker_outcomes(evf_worker *w);
 bool evfi_transient(int rc);
 void evfi_worker_idle(evfi_lane *l, int64_t ms);
+void evfi_worker_rest(evfi_lane *l, int64_t rate_wait_ms);
+void evfi_back_off(evfi_lane *l, int64_t *pause);
 void evfi_log_retry(evf_worker *w, int64_t pause);
 void evfi_log_warn(evf_worker *w, const char *msg);
 /* ratelimit.c: the worker's rate limits (NULL when it has none), used

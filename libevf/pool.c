@@ -50,12 +50,6 @@ struct pool {
 	size_t nrunners;
 };
 
-static void mono_now(struct timespec *t)
-{
-	clock_gettime(CLOCK_MONOTONIC, t);
-}
-
-
 /* Wait on `changed` for at most 50 ms: a signal handler can only set the
  * stop flag, never wake a condition variable, so waiters look again. */
 static void wait_a_little(pool *p)
@@ -129,9 +123,7 @@ static void *run_thread(void *arg)
 			/* its outcomes could not be written while the lease
 			 * lasted: the events come back, and this thread waits
 			 * for the database as a single worker does */
-			pause = pause ? (pause * 2 > 5000 ? 5000 : pause * 2) : 10;
-			evfi_log_retry(w, pause);
-			evfi_worker_idle(&r->lane, pause);
+			evfi_back_off(&r->lane, &pause);
 		} else {
 			pause = 0;
 			if (rc)
@@ -157,17 +149,13 @@ static int enqueue(pool *p, evf_event **evs, size_t n)
 	struct timespec now;
 	int rc = 0;
 
-	mono_now(&now);
+	clock_gettime(CLOCK_MONOTONIC, &now);
 	for (size_t i = 0; items && taken && i < n && !rc; i++) {
 		if (taken[i])
 			continue;
 		const evfi_handler *h = evfi_handler_find(w, evs[i]->type);
-		size_t k = 0;
-		for (size_t j = i; j < n; j++)
-			if (!taken[j] && (j == i || (h && h->batch && evfi_handler_find(w, evs[j]->type) == h)))
-				k++;
 		item *it = &items[ni];
-		if (!(it->evs = calloc(k, sizeof *it->evs))) {
+		if (!(it->evs = calloc(n - i, sizeof *it->evs))) {
 			rc = evfi_fail(EVF_ENOMEM, "out of memory");
 			break;
 		}
@@ -209,7 +197,7 @@ static void renew_queued(pool *p)
 	size_t n = 0, cap = 0;
 	struct timespec now;
 
-	mono_now(&now);
+	clock_gettime(CLOCK_MONOTONIC, &now);
 	pthread_mutex_lock(&p->mu);
 	for (size_t i = 0; i < p->count; i++) {
 		item *it = &p->q[(p->head + i) % p->cap];
@@ -280,9 +268,7 @@ static void claim_loop(pool *p)
 		int rc = evfi_worker_claim(&w->lane, r < w->o.batch_size ? r : w->o.batch_size,
 		                           &evs, &n, &wait);
 		if (evfi_transient(rc)) {
-			pause = pause ? (pause * 2 > 5000 ? 5000 : pause * 2) : 10;
-			evfi_log_retry(w, pause);
-			evfi_worker_idle(&w->lane, pause);
+			evfi_back_off(&w->lane, &pause);
 			continue;
 		}
 		pause = 0;
@@ -295,7 +281,7 @@ static void claim_loop(pool *p)
 			/* a rate limit that held events back is not "nothing ready" */
 			if (w->o.once && !wait)
 				return; /* the threads finish what is queued */
-			evfi_worker_idle(&w->lane, wait && wait < w->poll_ms ? wait : w->poll_ms);
+			evfi_worker_rest(&w->lane, wait);
 			continue;
 		}
 		if ((rc = enqueue(p, evs, n))) {

@@ -405,6 +405,25 @@ void evfi_worker_idle(evfi_lane *l, int64_t ms)
 	}
 }
 
+/* After an empty claim: wait for the poll, or less when a rate limit
+ * (rate_wait_ms > 0) will have tokens sooner. */
+void evfi_worker_rest(evfi_lane *l, int64_t rate_wait_ms)
+{
+	int64_t poll = l->w->poll_ms;
+	evfi_worker_idle(l, rate_wait_ms && rate_wait_ms < poll ? rate_wait_ms : poll);
+}
+
+/* After an error that passes: say so and wait, backing off from 10 ms to
+ * 5 s (*pause holds the last wait, 0 after a success).  Whatever was
+ * claimed comes back when its lease expires, and the lease check keeps a
+ * late write from doing harm. */
+void evfi_back_off(evfi_lane *l, int64_t *pause)
+{
+	*pause = *pause ? (*pause * 2 > 5000 ? 5000 : *pause * 2) : 10;
+	evfi_log_retry(l->w, *pause);
+	evfi_worker_idle(l, *pause);
+}
+
 /* Errors that pass: a lock held past the busy timeout, a server restart. */
 bool evfi_transient(int rc)
 {
@@ -494,10 +513,6 @@ static void batch_free(batch *b)
 	free(b->fail_of);
 }
 
-/* Run the handlers in claim order.  On stop, what has not started goes
- * back untouched; past half the lease the whole batch is renewed, so that
- * events waiting their turn are not taken over (a worker that hangs stops
- * renewing, and its events come back). */
 /* The attempts an event is allowed: the worker's override, the event's
  * own, or the database default. */
 static int max_attempts_of(const evfi_lane *l, const evf_event *ev)
@@ -526,6 +541,10 @@ static bool exhausted_by_lost_attempts(const evfi_lane *l, const evf_event *ev,
 	return true;
 }
 
+/* Run the handlers in claim order.  On stop, what has not started goes
+ * back untouched; past half the lease the whole batch is renewed, so that
+ * events waiting their turn are not taken over (a worker that hangs stops
+ * renewing, and its events come back). */
 static int batch_run(evfi_lane *l, batch *b)
 {
 	evf_worker *w = l->w;
@@ -770,12 +789,7 @@ static int run_loop(evf_worker *w)
 		size_t n;
 		rc = evf_worker_step(w, &n);
 		if (evfi_transient(rc)) {
-			/* Wait it out, backing off to 5 s: whatever this worker had
-			 * claimed comes back when its lease expires, and the lease
-			 * check keeps a late write from doing harm. */
-			pause = pause ? (pause * 2 > 5000 ? 5000 : pause * 2) : 10;
-			evfi_log_retry(w, pause);
-			evfi_worker_idle(&w->lane, pause);
+			evfi_back_off(&w->lane, &pause);
 			continue;
 		}
 		if (rc)
@@ -785,10 +799,9 @@ static int run_loop(evf_worker *w)
 			break;
 		if (n == 0) {
 			/* a rate limit held events back: not "nothing ready" */
-			int64_t wait = w->rate_wait_ms;
-			if (w->o.once && !wait)
+			if (w->o.once && !w->rate_wait_ms)
 				break;
-			evfi_worker_idle(&w->lane, wait && wait < w->poll_ms ? wait : w->poll_ms);
+			evfi_worker_rest(&w->lane, w->rate_wait_ms);
 		}
 	}
 	return 0;
