@@ -496,7 +496,6 @@ static int scale_point(const bench_config *c, bench_scale_point *pt)
 	return rc;
 }
 
-/* Mark everything processed, as a table of finished history looks. */
 /* Mark everything done, then let the database clean up as it would have
  * while a real history built up slowly (autovacuum on PostgreSQL): the
  * scale phase measures a big table, not one big update's dead rows. */
