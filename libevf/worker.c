@@ -605,9 +605,11 @@ static void batch_judge(evfi_lane *l, batch *b)
 		f->message = b->res[i].message;
 		f->code = b->res[i].code;
 		f->dead = basic || !b->res[i].retryable || ev->attempts >= max;
-		if (!f->dead)
-			f->retry_at = now + 1000 * evf_backoff_ms(ev->attempts,
-				db->opts.backoff_base_ms, db->opts.backoff_max_ms, rng_unit(l));
+		if (!f->dead) {
+			f->retry_ms = evf_backoff_ms(ev->attempts, db->opts.backoff_base_ms,
+				db->opts.backoff_max_ms, rng_unit(l));
+			f->retry_at = now + 1000 * f->retry_ms;
+		}
 		b->fail_of[i] = (ssize_t)b->nfail++;
 	}
 }

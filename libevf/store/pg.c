@@ -1212,11 +1212,12 @@ static void failure_query(pg_store *s, pgq *q, const char *worker_id, const evf_
 	q_arg(q, f->code);
 	q_sql(q, ", last_error_at = now(), locked_by = NULL, locked_until = NULL, dead = ");
 	q_arg(q, f->dead ? "true" : "false");
-	q_sql(q, "::boolean, not_before = ");
-	if (f->dead)
-		q_sql(q, "now()");
-	else
-		q_time(q, f->retry_at);
+	q_sql(q, "::boolean, not_before = now()");
+	if (!f->dead) {
+		q_sql(q, " + ");
+		q_int(q, f->retry_ms);
+		q_sql(q, " * interval '1 millisecond'");
+	}
 	q_sql(q, " WHERE id = ");
 	q_int(q, f->lease.id);
 	q_sql(q, " AND attempts = ");

@@ -893,7 +893,7 @@ static int sq_fail(evf_store *base, const char *worker_id, const evf_failure_rec
 		bind_text(st, ":code", r->code);
 		bind_time(st, ":now", now);
 		bind_int(st, ":dead", r->dead);
-		bind_time(st, ":retry", r->dead ? now : r->retry_at);
+		bind_time(st, ":retry", r->dead ? now : now + 1000 * r->retry_ms);
 		bind_int(st, ":id", r->lease.id);
 		bind_text(st, ":w", worker_id);
 		bind_int(st, ":att", r->lease.attempts);

@@ -311,7 +311,7 @@ static void test_complete_and_stale_worker(void **state)
 	bool applied = true;
 	EVF_OK_OR_FAIL(s->ops->complete(s, "stale", &old, 1, &applied));
 	assert_false(applied);
-	evf_failure_rec fr = { old, "late", "E", false, evf_now() };
+	evf_failure_rec fr = { .lease = old, .message = "late", .code = "E" };
 	applied = true;
 	EVF_OK_OR_FAIL(s->ops->fail_batch(s, "stale", &fr, 1, &applied));
 	assert_false(applied);
@@ -1555,10 +1555,17 @@ static void test_state_rule_sql_matches_c(void **state)
 	for (size_t i = 0; i < n; i++)
 		l[i] = (evf_lease){ evs[i]->id, evs[i]->attempts };
 	free_events(evs, n);
-	evf_failure_rec fr[2] = { { l[0], "m", NULL, false, evf_now() + 3600000000LL },
-	                          { l[1], "m", NULL, true, 0 } };
+	evf_failure_rec fr[2] = {
+		{ .lease = l[0], .message = "m", .retry_at = evf_now() + 3600000000LL,
+		  .retry_ms = 3600000 },
+		{ .lease = l[1], .message = "m", .dead = true },
+	};
 	bool ap[2];
 	EVF_OK_OR_FAIL(db->store->ops->fail_batch(db->store, "w", fr, 2, ap));
+	/* the backoff counts from the moment the failure is stamped, exactly */
+	evf_event *fe = get(db, l[0].id);
+	assert_int_equal(fe->not_before - fe->last_error_at, 3600000000LL);
+	evf_event_free(fe);
 	/* l[2] stays running; a stuck one and a done one */
 	emit(db, "k", "{}");
 	emit(db, "d", "{}");
