@@ -334,6 +334,73 @@ static void test_complete_and_stale_worker(void **state)
 	evf_close(db);
 }
 
+/* A batch whose leases are partly lost: only the held ones are
+ * completed and reported applied; a held row that had failed before
+ * loses its error flag; the lost one keeps its new holder's lease. */
+static void test_complete_mixed_batch(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	evf_store *s = db->store;
+	int64_t ids[4];
+	for (int i = 0; i < 4; i++)
+		ids[i] = emit(db, "t", "{}");
+	evf_event **evs;
+	/* the first fails once and is ready again at once */
+	assert_int_equal(claim(db, "w", 1, 60000, &evs), 1);
+	evf_failure_rec fr = { .lease = { evs[0]->id, evs[0]->attempts }, .message = "once" };
+	free_events(evs, 1);
+	bool one = false;
+	EVF_OK_OR_FAIL(s->ops->fail_batch(s, "w", &fr, 1, &one));
+	assert_true(one);
+	/* a batch of all four; the third's lease runs out and is taken over */
+	assert_int_equal(claim(db, "w", 4, 60000, &evs), 4);
+	evf_lease l[4];
+	for (int i = 0; i < 4; i++) { /* l[] in emit order: the retry came last */
+		int k = (int)(evs[i]->id - ids[0]);
+		assert_in_range(k, 0, 3);
+		assert_int_equal(evs[i]->id, ids[k]);
+		assert_string_equal(evs[i]->locked_by, "w");
+		assert_int_equal(evs[i]->state, EVF_STATE_RUNNING);
+		l[k] = (evf_lease){ evs[i]->id, evs[i]->attempts };
+	}
+	assert_int_equal(l[0].attempts, 2);
+	free_events(evs, 4);
+	evf_lease lost = l[2];
+	EVF_OK_OR_FAIL(s->ops->release(s, "w", &lost, 1));
+	assert_int_equal(claim(db, "other", 1, 60000, &evs), 1);
+	assert_int_equal(evs[0]->id, ids[2]);
+	free_events(evs, 1);
+
+	bool ap[4] = { false, false, true, false };
+	EVF_OK_OR_FAIL(s->ops->complete(s, "w", l, 4, ap));
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(ap[i], i != 2);
+		evf_event *ev = get(db, ids[i]);
+		assert_int_equal(ev->state, i == 2 ? EVF_STATE_RUNNING : EVF_STATE_DONE);
+		assert_false(ev->error);
+		if (i == 2)
+			assert_string_equal(ev->locked_by, "other");
+		evf_event_free(ev);
+	}
+	/* and a batch that holds all its leases reports them all */
+	int64_t more[3];
+	for (int i = 0; i < 3; i++)
+		more[i] = emit(db, "t", "{}");
+	size_t n = claim(db, "w", 10, 60000, &evs);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++)
+		l[i] = (evf_lease){ evs[i]->id, evs[i]->attempts };
+	free_events(evs, n);
+	memset(ap, 0, sizeof ap);
+	EVF_OK_OR_FAIL(s->ops->complete(s, "w", l, n, ap));
+	for (size_t i = 0; i < n; i++) {
+		assert_true(ap[i]);
+		assert_int_equal(state_of(db, more[i]), EVF_STATE_DONE);
+	}
+	evf_close(db);
+}
+
 static void test_extend_and_release(void **state)
 {
 	(void)state;
@@ -1633,6 +1700,7 @@ int contract_run(const contract_backend *b)
 		cmocka_unit_test(test_idempotency),
 		cmocka_unit_test(test_claim_order_and_schedule),
 		cmocka_unit_test(test_complete_and_stale_worker),
+		cmocka_unit_test(test_complete_mixed_batch),
 		cmocka_unit_test(test_extend_and_release),
 		cmocka_unit_test(test_lease_renewed_for_waiting_events),
 		cmocka_unit_test(test_worker_outcomes),

@@ -122,7 +122,7 @@ static int watch_claims(unsigned what, void *user, void *p, void *x)
 	(void)what;
 	(void)x;
 	const char *sql = sqlite3_sql(st);
-	if (sql && strstr(sql, "attempts = attempts + 1")) {
+	if (sql && strstr(sql, "ORDER BY priority, not_before, id LIMIT")) { /* the claim's walk */
 		cw->claims++;
 		/* reset as read: each claim's own count */
 		cw->vm_steps += sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 1);
