@@ -271,8 +271,8 @@ bool evfi_action_needs_ext(evf_action a)
 /* Two index walks in one statement: completions through the processed_at
  * index, failures through the last_error_at one (1 ms instead of a 1 s
  * scan at a million rows).  On SQLite the unary + keeps the planner off
- * the (processed, type), (error, date) and (type, idempotency_key)
- * indexes, which it would otherwise walk whole to save a sort. */
+ * the (type), (error, date) and (type, idempotency_key) indexes, which
+ * it would otherwise walk whole to save a sort. */
 void evfi_sql_activity(evfi_buf *b, bool pg, const char *qt, const char *since)
 {
 	const char *p = pg ? "processed" : "+processed = 1";

@@ -65,9 +65,18 @@ void evfi_ddl_indexes(evfi_buf *b, const char *t, const char *qt, bool pg)
 	 * or failed rows need: a third less server CPU per drained event.
 	 * (SQLite's planner uses a partial index only when the query repeats
 	 * its condition word for word, so there they stay whole.) */
-	const char *live = pg ? " WHERE processed = false" : "";
-	evfi_buf_printf(b, "CREATE INDEX IF NOT EXISTS \"%s_processed_type\" ON %s (processed, type)%s;\n",
-		t, qt, live);
+	if (pg) {
+		evfi_buf_printf(b, "CREATE INDEX IF NOT EXISTS \"%s_processed_type\" ON %s "
+			"(processed, type) WHERE processed = false;\n", t, qt);
+	} else {
+		/* Type filters walk (type) in rowid order, the state checked row
+		 * by row: as quick as (processed, type) for the console's pages
+		 * and counts, and a completion leaves it alone (processed is not
+		 * in it), 20-25% of a drain.  Tables from before get it in place
+		 * of the old index on their next init or migrate. */
+		evfi_buf_printf(b, "DROP INDEX IF EXISTS \"%s_processed_type\";\n", t);
+		evfi_buf_printf(b, "CREATE INDEX IF NOT EXISTS \"%s_type\" ON %s (type);\n", t, qt);
+	}
 	evfi_buf_printf(b, "CREATE INDEX IF NOT EXISTS \"%s_error_date\" ON %s (error, date)%s;\n",
 		t, qt, pg ? " WHERE error" : "");
 	evfi_buf_printf(b, "CREATE INDEX IF NOT EXISTS \"%s_date\" ON %s (date);\n", t, qt);

@@ -180,6 +180,53 @@ static void test_claim_keeps_index_after_analyze(void **state)
 	sqlite3_close(conn);
 }
 
+static int index_exists(const char *name)
+{
+	sqlite3 *conn;
+	sqlite3_stmt *q;
+	int n = -1;
+	if (sqlite3_open(last_path, &conn) != SQLITE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(conn, "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
+	                       "AND name = ?", -1, &q, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(q) == SQLITE_ROW)
+			n = sqlite3_column_int(q, 0);
+		sqlite3_finalize(q);
+	}
+	sqlite3_close(conn);
+	return n;
+}
+
+/* A completion must not touch the index type filters use: it is (type),
+ * not (processed, type); a table made before gets it in place of the old
+ * one on its next init, and its rows are found by type as before. */
+static void test_type_index_replaces_processed_type(void **state)
+{
+	(void)state;
+	evf_options o = EVF_OPTIONS_INIT;
+	evf_db *db;
+	EVF_OK_OR_FAIL(open_fresh(&db, &o));
+	assert_int_equal(index_exists("evf_event_type"), 1);
+	assert_int_equal(index_exists("evf_event_processed_type"), 0);
+	EVF_OK_OR_FAIL(evf_emit(db, "a", "{}", NULL, NULL));
+	EVF_OK_OR_FAIL(evf_emit(db, "b", "{}", NULL, NULL));
+	evf_close(db);
+	/* the index set of earlier releases */
+	assert_int_equal(exec_raw("DROP INDEX evf_event_type; CREATE INDEX "
+	                          "evf_event_processed_type ON evf_event (processed, type)"), 0);
+	EVF_OK_OR_FAIL(reopen(&db, &o));
+	EVF_OK_OR_FAIL(evf_init(db));
+	assert_int_equal(index_exists("evf_event_type"), 1);
+	assert_int_equal(index_exists("evf_event_processed_type"), 0);
+	evf_filter f = EVF_FILTER_INIT;
+	f.type = "b";
+	int64_t n = 0;
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 1);
+	evf_close(db);
+}
+
 static void test_missing_file_is_not_created(void **state)
 {
 	(void)state;
@@ -240,6 +287,7 @@ static const struct CMUnitTest sqlite_tests[] = {
 	cmocka_unit_test(test_outbox_joins_callers_transaction),
 	cmocka_unit_test(test_claim_keeps_index_after_analyze),
 	cmocka_unit_test(test_missing_file_is_not_created),
+	cmocka_unit_test(test_type_index_replaces_processed_type),
 	cmocka_unit_test(test_batch_failure_inserts_nothing),
 };
 
