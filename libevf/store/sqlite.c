@@ -218,6 +218,24 @@ static int need_extended(sq_store *s, const char *what)
 
 /* init (create) and migrate (add what is missing) share one transaction
  * shape: look at the table, build the DDL, run it, record the version. */
+/* Earlier releases made the (error, date) and idempotency indexes whole;
+ * they are partial now (store/ddl.c), and CREATE INDEX IF NOT EXISTS
+ * would keep an old one by its name: drop those, to be made again. */
+static int drop_whole_indexes(sq_store *s, evfi_buf *b)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(s, "SELECT name FROM sqlite_master WHERE type = 'index' AND "
+	                 "tbl_name = :t AND name IN (:t || '_error_date', :t || '_idempotency') "
+	                 "AND sql NOT LIKE '% WHERE %'", &st);
+	if (rc)
+		return rc;
+	bind_text(st, ":t", s->base.table);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		evfi_buf_printf(b, "DROP INDEX \"%s\";\n", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : sq_err(s, rc, "reading the table's indexes");
+}
+
 static int schema_change(sq_store *s, bool migrate, bool dry_run, char **sql_out)
 {
 	const char *t = s->base.table, *q = s->qt;
@@ -251,7 +269,13 @@ static int schema_change(sq_store *s, bool migrate, bool dry_run, char **sql_out
 		evfi_ddl_columns(&b, false, s->base.opts->max_attempts);
 		evfi_buf_puts(&b, ");\n");
 	}
-	evfi_ddl_indexes(&b, t, q, false);
+	if (!(rc = drop_whole_indexes(s, &b)))
+		evfi_ddl_indexes(&b, t, q, false);
+	if (rc) {
+		exec_sql(s, "ROLLBACK");
+		evfi_buf_free(&b);
+		return evfi_wrap(rc, "%s %s", migrate ? "migrating" : "initialising", t);
+	}
 	if (b.oom) {
 		exec_sql(s, "ROLLBACK");
 		evfi_buf_free(&b);

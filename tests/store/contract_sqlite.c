@@ -180,50 +180,73 @@ static void test_claim_keeps_index_after_analyze(void **state)
 	sqlite3_close(conn);
 }
 
-static int index_exists(const char *name)
+/* How the index is defined: 1 partial, 0 whole, -1 missing. */
+static int index_partial(const char *name)
 {
 	sqlite3 *conn;
 	sqlite3_stmt *q;
-	int n = -1;
+	int r = -1;
 	if (sqlite3_open(last_path, &conn) != SQLITE_OK)
-		return -1;
-	if (sqlite3_prepare_v2(conn, "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
-	                       "AND name = ?", -1, &q, NULL) == SQLITE_OK) {
+		return -2;
+	if (sqlite3_prepare_v2(conn, "SELECT sql LIKE '% WHERE %' FROM sqlite_master "
+	                       "WHERE type = 'index' AND name = ?", -1, &q, NULL) == SQLITE_OK) {
 		sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
 		if (sqlite3_step(q) == SQLITE_ROW)
-			n = sqlite3_column_int(q, 0);
+			r = sqlite3_column_int(q, 0);
 		sqlite3_finalize(q);
 	}
 	sqlite3_close(conn);
-	return n;
+	return r;
 }
 
-/* A completion must not touch the index type filters use: it is (type),
- * not (processed, type); a table made before gets it in place of the old
- * one on its next init, and its rows are found by type as before. */
-static void test_type_index_replaces_processed_type(void **state)
+/* The index set an emit and a completion pay for: type filters use
+ * (type), which a completion leaves alone, where earlier releases had
+ * (processed, type); (error, date) and the idempotency index are partial,
+ * so a keyless emit writes neither.  A table made before gets the new set
+ * on its next init, and keys stay unique throughout. */
+static void test_index_set_replaces_older_one(void **state)
 {
 	(void)state;
 	evf_options o = EVF_OPTIONS_INIT;
 	evf_db *db;
 	EVF_OK_OR_FAIL(open_fresh(&db, &o));
-	assert_int_equal(index_exists("evf_event_type"), 1);
-	assert_int_equal(index_exists("evf_event_processed_type"), 0);
-	EVF_OK_OR_FAIL(evf_emit(db, "a", "{}", NULL, NULL));
+	assert_int_equal(index_partial("evf_event_type"), 0);
+	assert_int_equal(index_partial("evf_event_processed_type"), -1);
+	assert_int_equal(index_partial("evf_event_error_date"), 1);
+	assert_int_equal(index_partial("evf_event_idempotency"), 1);
+	evf_emit_options keyed = EVF_EMIT_OPTIONS_INIT;
+	keyed.key = "k1";
+	evf_emit_result r1, r2;
+	EVF_OK_OR_FAIL(evf_emit(db, "a", "{}", &keyed, &r1));
 	EVF_OK_OR_FAIL(evf_emit(db, "b", "{}", NULL, NULL));
 	evf_close(db);
 	/* the index set of earlier releases */
 	assert_int_equal(exec_raw("DROP INDEX evf_event_type; CREATE INDEX "
-	                          "evf_event_processed_type ON evf_event (processed, type)"), 0);
+		"evf_event_processed_type ON evf_event (processed, type); "
+		"DROP INDEX evf_event_error_date; CREATE INDEX evf_event_error_date "
+		"ON evf_event (error, date); DROP INDEX evf_event_idempotency; "
+		"CREATE UNIQUE INDEX evf_event_idempotency ON evf_event (type, idempotency_key)"), 0);
+	assert_int_equal(index_partial("evf_event_error_date"), 0);
 	EVF_OK_OR_FAIL(reopen(&db, &o));
 	EVF_OK_OR_FAIL(evf_init(db));
-	assert_int_equal(index_exists("evf_event_type"), 1);
-	assert_int_equal(index_exists("evf_event_processed_type"), 0);
+	assert_int_equal(index_partial("evf_event_type"), 0);
+	assert_int_equal(index_partial("evf_event_processed_type"), -1);
+	assert_int_equal(index_partial("evf_event_error_date"), 1);
+	assert_int_equal(index_partial("evf_event_idempotency"), 1);
 	evf_filter f = EVF_FILTER_INIT;
 	f.type = "b";
 	int64_t n = 0;
 	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
 	assert_int_equal(n, 1);
+	EVF_OK_OR_FAIL(evf_emit(db, "a", "{}", &keyed, &r2));
+	assert_int_equal(r2.id, r1.id);
+	assert_true(r2.duplicate);
+	f.type = "a";
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 1);
+	/* a second init has nothing left to replace */
+	EVF_OK_OR_FAIL(evf_init(db));
+	assert_int_equal(index_partial("evf_event_idempotency"), 1);
 	evf_close(db);
 }
 
@@ -287,7 +310,7 @@ static const struct CMUnitTest sqlite_tests[] = {
 	cmocka_unit_test(test_outbox_joins_callers_transaction),
 	cmocka_unit_test(test_claim_keeps_index_after_analyze),
 	cmocka_unit_test(test_missing_file_is_not_created),
-	cmocka_unit_test(test_type_index_replaces_processed_type),
+	cmocka_unit_test(test_index_set_replaces_older_one),
 	cmocka_unit_test(test_batch_failure_inserts_nothing),
 };
 
