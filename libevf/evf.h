@@ -145,8 +145,9 @@ typedef struct evf_options {
 	int64_t backoff_max_ms;   /* cap; default 3600000 (1 h) */
 	int64_t busy_timeout_ms;  /* SQLite busy timeout; default 10000 */
 	bool create;              /* create a missing SQLite file (init only) */
-	bool no_listen;           /* PostgreSQL: poll only, never LISTEN (for
-	                             PgBouncer in transaction mode) */
+	bool no_listen;           /* PostgreSQL: poll only, never LISTEN, and
+	                             prepare no named statements (for PgBouncer
+	                             in transaction mode) */
 } evf_options;
 #define EVF_OPTIONS_INIT { EVF_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, 0, false, false }
 

@@ -265,4 +265,32 @@ expect_json "d['error_code']" lease_expired
 expect_json "'an earlier attempt' in d['error_message'] and 'attempt 3 of 2' in d['error_message']" true
 check "the third claim did not run the handler" test ! -e "$T/poison.ran"
 
+# PostgreSQL: a worker prepares its statements once and then only runs
+# them; with --no-listen (poolers that keep no session state) it names
+# none.  The server logs every statement of these sessions, named or not.
+if [ "$BACKEND" = pg ] && [ -z "${EVF_PG_DIR:-}" ] && [ -n "${EVF_TEST_REQUIRE_PG:-}" ]; then
+	fail "EVF_TEST_REQUIRE_PG is set but EVF_PG_DIR (the throwaway server's directory) is not"
+elif [ "$BACKEND" = pg ]; then
+	log="$EVF_PG_DIR/postgres.log"
+	traced="$DB&options=-c%20log_statement%3Dall"
+	named() { grep -c "execute evf_[0-9]*: UPDATE \"$TABLE\" AS t" "$log"; }
+	unnamed() { grep -c "execute <unnamed>: UPDATE \"$TABLE\" AS t" "$log"; }
+	evf mark-processed --all >/dev/null
+	for i in 1 2 3 4 5 6; do emit_id t.ok >/dev/null; done
+	n0=$(named)
+	u0=$(unnamed)
+	run --db "$traced" process --once --batch-size 2 --plugin "$PLUGIN" --types t.ok
+	expect_stdout_equals "processed 6, failed 0 (retrying 0, dead 0), skipped 0"
+	# three claims and three completions, each by its prepared name
+	check "a worker runs its claims and completions as prepared statements" \
+		test $(( $(named) - n0 )) -ge 6
+	check "... and none of them unnamed" test "$(unnamed)" -eq "$u0"
+	for i in 1 2 3 4; do emit_id t.ok >/dev/null; done
+	n1=$(named)
+	run --db "$traced" process --once --batch-size 2 --no-listen --plugin "$PLUGIN" --types t.ok
+	expect_stdout_equals "processed 4, failed 0 (retrying 0, dead 0), skipped 0"
+	check "with --no-listen nothing is prepared" test "$(named)" -eq "$n1"
+	check "... every statement is sent unnamed" test $(( $(unnamed) - u0 )) -ge 4
+fi
+
 finish

@@ -292,20 +292,22 @@ static void typed_claims_walk_ready_index(bool borrowed)
 	ho.user = &calls;
 	EVF_OK_OR_FAIL(evf_worker_new(&w, db, &wo));
 	EVF_OK_OR_FAIL(evf_register(w, "typed", count_calls, &ho));
+	/* past the fifth run of a prepared statement PostgreSQL may switch
+	 * to a generic plan: that one must walk the index too */
 	size_t n;
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 8; i++)
 		EVF_OK_OR_FAIL(evf_worker_step(w, &n));
-	assert_int_equal(calls, 300);
+	assert_int_equal(calls, 800);
 	evf_worker_free(w);
 	evf_close(db);
 	PQfinish(wc); /* the session's statistics reach the server as it ends */
 
 	long ready = ready0;
-	for (int i = 0; i < 100 && ready < ready0 + 3; i++) {
+	for (int i = 0; i < 100 && ready < ready0 + 8; i++) {
 		usleep(50 * 1000);
 		ready = index_scans(mon, "ready");
 	}
-	assert_true(ready >= ready0 + 3);
+	assert_true(ready >= ready0 + 8);
 	assert_int_equal(index_scans(mon, "processed_type"), typed0);
 	PQfinish(mon);
 }
