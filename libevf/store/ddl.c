@@ -71,15 +71,16 @@ void evfi_ddl_indexes(evfi_buf *b, const char *t, const char *qt, bool pg)
 		 * by row: as quick as (processed, type) for the console's pages
 		 * and counts, and a completion leaves it alone (processed is not
 		 * in it), 20-25% of a drain.  Tables from before get it in place
-		 * of the old index on their next init or migrate. */
-		evfi_buf_printf(b, "DROP INDEX IF EXISTS \"%s_processed_type\";\n", t);
-		evfi_buf_printf(b, "CREATE INDEX IF NOT EXISTS \"%s_type\" ON %s (type);\n", t, qt);
+		 * of the old index on their next init or migrate (sqlite.c,
+		 * drop_old_indexes).  "_by_type": "<t>_type" could be the old
+		 * index of a table named <t> minus "_processed". */
+		evfi_buf_printf(b, "CREATE INDEX IF NOT EXISTS \"%s_by_type\" ON %s (type);\n", t, qt);
 	}
 	/* Partial on both: an emit writes neither, and SQLite's planner takes
 	 * them for the queries that name error = 1 or a key (failed and dead
 	 * filters, the dead count, key look-ups), the only ones they serve.
 	 * SQLite tables from before get them in place of whole ones on their
-	 * next init or migrate (sqlite.c, drop_whole_indexes). */
+	 * next init or migrate (sqlite.c, drop_old_indexes). */
 	evfi_buf_printf(b, "CREATE INDEX IF NOT EXISTS \"%s_error_date\" ON %s (error, date) "
 		"WHERE error%s;\n", t, qt, pg ? "" : " = 1");
 	evfi_buf_printf(b, "CREATE INDEX IF NOT EXISTS \"%s_date\" ON %s (date);\n", t, qt);

@@ -218,15 +218,18 @@ static int need_extended(sq_store *s, const char *what)
 
 /* init (create) and migrate (add what is missing) share one transaction
  * shape: look at the table, build the DDL, run it, record the version. */
-/* Earlier releases made the (error, date) and idempotency indexes whole;
- * they are partial now (store/ddl.c), and CREATE INDEX IF NOT EXISTS
- * would keep an old one by its name: drop those, to be made again. */
-static int drop_whole_indexes(sq_store *s, evfi_buf *b)
+/* The indexes of earlier releases that this one replaces: (processed,
+ * type), now (type); whole (error, date) and idempotency indexes, now
+ * partial (store/ddl.c).  CREATE INDEX IF NOT EXISTS would keep an old
+ * one by its name, so they are dropped, to be made again; only this
+ * table's (index names are shared by every table of the database). */
+static int drop_old_indexes(sq_store *s, evfi_buf *b)
 {
 	sqlite3_stmt *st;
 	int rc = prepare(s, "SELECT name FROM sqlite_master WHERE type = 'index' AND "
-	                 "tbl_name = :t AND name IN (:t || '_error_date', :t || '_idempotency') "
-	                 "AND sql NOT LIKE '% WHERE %'", &st);
+	                 "tbl_name = :t AND (name = :t || '_processed_type' OR (name IN "
+	                 "(:t || '_error_date', :t || '_idempotency') AND sql NOT LIKE '% WHERE %'))",
+	                 &st);
 	if (rc)
 		return rc;
 	bind_text(st, ":t", s->base.table);
@@ -269,7 +272,7 @@ static int schema_change(sq_store *s, bool migrate, bool dry_run, char **sql_out
 		evfi_ddl_columns(&b, false, s->base.opts->max_attempts);
 		evfi_buf_puts(&b, ");\n");
 	}
-	if (!(rc = drop_whole_indexes(s, &b)))
+	if (!(rc = drop_old_indexes(s, &b)))
 		evfi_ddl_indexes(&b, t, q, false);
 	if (rc) {
 		exec_sql(s, "ROLLBACK");
@@ -792,23 +795,23 @@ static int sq_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 		free(ids);
 		return evfi_wrap(rc, "claiming events");
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && got < cap) {
+	int oom = 0;
+	while (!oom && (rc = sqlite3_step(st)) == SQLITE_ROW && got < cap) {
 		evf_event *ev = malloc(sizeof *ev);
 		if (!ev || read_row(st, ev, now)) {
 			free(ev);
-			rc = SQLITE_NOMEM;
-			break;
-		}
-		if (lease_taken(ev, c->worker_id, until, now)) {
+			oom = evfi_fail(EVF_ENOMEM, "claiming events: out of memory");
+		} else if ((oom = lease_taken(ev, c->worker_id, until, now))) {
 			evf_event_free(ev);
-			rc = SQLITE_NOMEM;
-			break;
+		} else {
+			ids[got] = ev->id;
+			evs[got++] = ev;
 		}
-		ids[got] = ev->id;
-		evs[got++] = ev;
 	}
 	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
+	if (oom)
+		rc = oom;
+	else if (rc != SQLITE_DONE)
 		rc = sq_err(s, rc, "claiming events");
 	else if (!(rc = got ? lease_rows(s, ids, got, c->worker_id, until) : 0) &&
 	         (rc = commit(s)))
@@ -911,7 +914,8 @@ static int lease_update(sq_store *s, const char *set, const char *worker_id,
 			rollback(s);
 			break;
 		}
-		exec_sql(s, "ROLLBACK"); /* a lease was lost: find out which */
+		if ((rc = exec_sql(s, "ROLLBACK"))) /* a lease was lost: find out which */
+			break;
 	}
 	free(l);
 	return rc;

@@ -210,7 +210,7 @@ static void test_index_set_replaces_older_one(void **state)
 	evf_options o = EVF_OPTIONS_INIT;
 	evf_db *db;
 	EVF_OK_OR_FAIL(open_fresh(&db, &o));
-	assert_int_equal(index_partial("evf_event_type"), 0);
+	assert_int_equal(index_partial("evf_event_by_type"), 0);
 	assert_int_equal(index_partial("evf_event_processed_type"), -1);
 	assert_int_equal(index_partial("evf_event_error_date"), 1);
 	assert_int_equal(index_partial("evf_event_idempotency"), 1);
@@ -221,7 +221,7 @@ static void test_index_set_replaces_older_one(void **state)
 	EVF_OK_OR_FAIL(evf_emit(db, "b", "{}", NULL, NULL));
 	evf_close(db);
 	/* the index set of earlier releases */
-	assert_int_equal(exec_raw("DROP INDEX evf_event_type; CREATE INDEX "
+	assert_int_equal(exec_raw("DROP INDEX evf_event_by_type; CREATE INDEX "
 		"evf_event_processed_type ON evf_event (processed, type); "
 		"DROP INDEX evf_event_error_date; CREATE INDEX evf_event_error_date "
 		"ON evf_event (error, date); DROP INDEX evf_event_idempotency; "
@@ -229,7 +229,7 @@ static void test_index_set_replaces_older_one(void **state)
 	assert_int_equal(index_partial("evf_event_error_date"), 0);
 	EVF_OK_OR_FAIL(reopen(&db, &o));
 	EVF_OK_OR_FAIL(evf_init(db));
-	assert_int_equal(index_partial("evf_event_type"), 0);
+	assert_int_equal(index_partial("evf_event_by_type"), 0);
 	assert_int_equal(index_partial("evf_event_processed_type"), -1);
 	assert_int_equal(index_partial("evf_event_error_date"), 1);
 	assert_int_equal(index_partial("evf_event_idempotency"), 1);
@@ -244,9 +244,13 @@ static void test_index_set_replaces_older_one(void **state)
 	f.type = "a";
 	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
 	assert_int_equal(n, 1);
-	/* a second init has nothing left to replace */
+	/* a second init has nothing left to replace, and leaves another
+	 * table's index alone even when its name looks like an old one */
+	assert_int_equal(exec_raw("CREATE TABLE evf_event_processed (type TEXT); CREATE INDEX "
+	                          "evf_event_processed_type ON evf_event_processed (type)"), 0);
 	EVF_OK_OR_FAIL(evf_init(db));
 	assert_int_equal(index_partial("evf_event_idempotency"), 1);
+	assert_int_equal(index_partial("evf_event_processed_type"), 0);
 	evf_close(db);
 }
 
