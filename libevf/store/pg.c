@@ -35,8 +35,9 @@ typedef struct pg_store {
 	char qt[64];      /* quoted table name */
 	char channel[64]; /* NOTIFY channel: evf_<table> */
 	bool prepare;     /* name the pipelines' statements (see pipe_send) */
-	char *prepared[PREPARED_MAX]; /* SQL of statement evf_<i>, server-side */
-	bool prepared_unknown; /* a Parse's answer went unread: start afresh */
+	char *prepared[PREPARED_MAX]; /* SQL of statement evf_<tag>_<gen>_<i> */
+	unsigned prepared_gen; /* bumped whenever the texts are forgotten */
+	uint64_t prepared_tag; /* random: no other client's names are ours */
 } pg_store;
 
 #define PG(s) ((pg_store *)(s))
@@ -144,14 +145,18 @@ static int pg_errmsg(pg_store *s, const PGresult *r, const char *what)
 }
 
 /* Reconnect a lost connection; the caller retries the operation. */
-/* The session's prepared statements are gone (a new session) or must go
- * (the table they name was dropped or altered). */
+/* Stop using the prepared statements: they are gone (a new session),
+ * were prepared for an older shape of the table, or their state is
+ * unknown.  The next ones get new names, so no Parse can collide with
+ * one left on the server, and nothing is deallocated: behind a pooler
+ * that could reach another client's statements. */
 static void forget_prepared(pg_store *s)
 {
 	for (int i = 0; i < PREPARED_MAX; i++) {
 		free(s->prepared[i]);
 		s->prepared[i] = NULL;
 	}
+	s->prepared_gen++;
 }
 
 static int ensure_conn(pg_store *s)
@@ -234,6 +239,16 @@ static bool relaxed(const pg_store *s)
 	return !s->borrowed && !s->basic_tx;
 }
 
+/* The name of prepared slot `slot`.  Behind a pooler in transaction mode
+ * a client's transaction may land on a server session where another
+ * client prepared statements: with names of its own a client can only
+ * find its statement missing there (and then stops naming them, see
+ * names_failed), never run somebody else's under the same name. */
+static void statement_name(const pg_store *s, int slot, char *buf, size_t len)
+{
+	snprintf(buf, len, "evf_%016" PRIx64 "_%u_%d", s->prepared_tag, s->prepared_gen, slot);
+}
+
 /* Send one statement of a pipeline; false when libpq refused it.
  *
  * A built statement (claims, completions, failures, emits: the same few
@@ -248,7 +263,7 @@ static bool pipe_send(pg_store *s, const char *sql, const pgq *q, int *parsed)
 {
 	const char *const *args = q ? (const char *const *)q->args : NULL;
 	int n = q ? q->n : 0, slot = -1, free_slot = -1;
-	char name[16];
+	char name[48];
 
 	*parsed = -1;
 	for (int i = 0; q && s->prepare && i < PREPARED_MAX && slot < 0; i++) {
@@ -258,7 +273,7 @@ static bool pipe_send(pg_store *s, const char *sql, const pgq *q, int *parsed)
 			free_slot = i;
 	}
 	if (slot < 0 && free_slot >= 0 && (s->prepared[free_slot] = strdup(sql))) {
-		snprintf(name, sizeof name, "evf_%d", free_slot);
+		statement_name(s, free_slot, name, sizeof name);
 		if (!PQsendPrepare(s->conn, name, sql, n, NULL)) {
 			free(s->prepared[free_slot]);
 			s->prepared[free_slot] = NULL;
@@ -268,13 +283,31 @@ static bool pipe_send(pg_store *s, const char *sql, const pgq *q, int *parsed)
 	}
 	if (slot < 0)
 		return PQsendQueryParams(s->conn, sql, n, NULL, args, NULL, NULL, 0) == 1;
-	snprintf(name, sizeof name, "evf_%d", slot);
-	if (PQsendQueryPrepared(s->conn, name, n, args, NULL, NULL, 0) == 1)
-		return true;
-	if (*parsed >= 0) /* its Parse went, and nobody will read the answer */
-		s->prepared_unknown = true;
-	*parsed = -1;
-	return false;
+	statement_name(s, slot, name, sizeof name);
+	/* refused after its Parse went: *parsed stays, for that answer */
+	return PQsendQueryPrepared(s->conn, name, n, args, NULL, NULL, 0) == 1;
+}
+
+/* Read the answer to the Parse of prepared slot `slot`: the slot stays
+ * only if the statement now exists.  A failure goes to *err when err is
+ * given and holds none yet. */
+static void read_parse(pg_store *s, int slot, PGresult **err)
+{
+	bool prepared = false;
+	PGresult *r;
+	while ((r = PQgetResult(s->conn))) {
+		ExecStatusType st = PQresultStatus(r);
+		prepared = st == PGRES_COMMAND_OK;
+		if (!prepared && st != PGRES_PIPELINE_ABORTED && err && !*err) {
+			*err = r;
+			continue;
+		}
+		PQclear(r);
+	}
+	if (!prepared) {
+		free(s->prepared[slot]);
+		s->prepared[slot] = NULL;
+	}
 }
 
 /* One statement of a pipeline: fixed text or a built query; its result
@@ -287,14 +320,27 @@ typedef struct pipe_step {
 	bool optional;
 } pipe_step;
 
+/* Whether a pipeline failed because its named statements were not what
+ * this session holds: gone (26000) or taken (42P05), as behind a pooler
+ * in transaction mode that hands each transaction another server session,
+ * or prepared for another shape of the table (0A000, "cached plan must
+ * not change result type"). */
+static bool names_failed(const PGresult *err)
+{
+	const char *st = err ? PQresultErrorField(err, PG_DIAG_SQLSTATE) : NULL;
+	return st && (!strcmp(st, "26000") || !strcmp(st, "42P05") || !strcmp(st, "0A000"));
+}
+
 /* Run steps[0..n) in one round trip: libpq's pipeline mode sends them all
- * before reading any answer.  The statements stay unnamed, so poolers in
- * transaction mode still work.  On failure no result is kept, and an open
- * transaction is rolled back (nothing in it stands). */
-static int run_pipeline(pg_store *s, const pipe_step *steps, size_t n, const char *what)
+ * before reading any answer.  On failure no result is kept, and an open
+ * transaction is rolled back (nothing in it stands).  *retry is set when
+ * the prepared statements failed and the same steps can run again. */
+static int pipeline_once(pg_store *s, const pipe_step *steps, size_t n, const char *what,
+                         bool *retry)
 {
 	size_t sent = 0;
 	int rc = 0;
+	*retry = false;
 	for (size_t i = 0; i < n; i++) {
 		if (steps[i].res)
 			*steps[i].res = NULL;
@@ -303,11 +349,6 @@ static int run_pipeline(pg_store *s, const pipe_step *steps, size_t n, const cha
 	}
 	if ((rc = ensure_conn(s)))
 		return rc;
-	if (s->prepared_unknown) {
-		PQclear(PQexec(s->conn, "DEALLOCATE ALL"));
-		forget_prepared(s);
-		s->prepared_unknown = false;
-	}
 	int *parsed = malloc((n ? n : 1) * sizeof *parsed);
 	if (!parsed)
 		return evfi_fail(EVF_ENOMEM, "out of memory");
@@ -332,26 +373,8 @@ static int run_pipeline(pg_store *s, const pipe_step *steps, size_t n, const cha
 		failed = true;
 	for (size_t k = 0; k < sent; k++) {
 		PGresult *r;
-		if (parsed[k] >= 0) { /* the Parse sent before this statement */
-			bool prepared = false, answered_parse = false;
-			while ((r = PQgetResult(s->conn))) {
-				ExecStatusType st = PQresultStatus(r);
-				answered_parse = true;
-				prepared = st == PGRES_COMMAND_OK;
-				if (!prepared && st != PGRES_PIPELINE_ABORTED && !err &&
-				    !steps[k].optional) {
-					err = r;
-					continue;
-				}
-				PQclear(r);
-			}
-			if (!answered_parse) /* the connection went: a new session */
-				s->prepared_unknown = true;
-			else if (!prepared) {
-				free(s->prepared[parsed[k]]);
-				s->prepared[parsed[k]] = NULL;
-			}
-		}
+		if (parsed[k] >= 0) /* the Parse sent before this statement */
+			read_parse(s, parsed[k], steps[k].optional ? NULL : &err);
 		while ((r = PQgetResult(s->conn))) {
 			ExecStatusType st = PQresultStatus(r);
 			bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
@@ -368,6 +391,8 @@ static int run_pipeline(pg_store *s, const pipe_step *steps, size_t n, const cha
 			PQclear(r);
 		}
 	}
+	if (sent < n && parsed[sent] >= 0) /* the Parse of a refused statement */
+		read_parse(s, parsed[sent], NULL);
 	PGresult *r;
 	while ((r = PQgetResult(s->conn))) { /* the sync's own result */
 		bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
@@ -383,6 +408,12 @@ static int run_pipeline(pg_store *s, const pipe_step *steps, size_t n, const cha
 	free(parsed);
 	if (err || failed)
 		rc = pg_errmsg(s, err, what);
+	if (names_failed(err) && !conn_lost(s)) {
+		if (strcmp(PQresultErrorField(err, PG_DIAG_SQLSTATE), "0A000"))
+			s->prepare = false; /* a pooler: unnamed from now on */
+		forget_prepared(s);
+		*retry = true;
+	}
 	PQclear(err);
 	if (!conn_lost(s) && PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
 		char saved[512];
@@ -398,6 +429,20 @@ static int run_pipeline(pg_store *s, const pipe_step *steps, size_t n, const cha
 			PQclear(*steps[i].res);
 			*steps[i].res = NULL;
 		}
+	return rc;
+}
+
+/* pipeline_once, again once its prepared statements failed: a failed
+ * statement aborts the pipeline's transaction, and only optional steps
+ * (a wake-up) follow a COMMIT, so nothing of the first run stands. */
+static int run_pipeline(pg_store *s, const pipe_step *steps, size_t n, const char *what)
+{
+	bool retry;
+	int rc = pipeline_once(s, steps, n, what, &retry);
+	if (rc && retry) {
+		evfi_error_clear();
+		rc = pipeline_once(s, steps, n, what, &retry);
+	}
 	return rc;
 }
 
@@ -564,7 +609,7 @@ static int schema_change(pg_store *s, bool migrate, bool dry_run, char **sql_out
 	if ((rc = run_simple(s, "COMMIT", "committing the schema")))
 		goto fail;
 	s->extended = -1;
-	s->prepared_unknown = s->prepare; /* prepared for the old shape */
+	forget_prepared(s); /* prepared for the old shape */
 	if (sql_out)
 		*sql_out = b.data;
 	else
@@ -1931,7 +1976,7 @@ static int pg_drop(evf_store *base)
 		return rc;
 	}
 	s->extended = -1;
-	s->prepared_unknown = s->prepare; /* their plans named the table */
+	forget_prepared(s); /* their plans named the table */
 	return commit(s);
 }
 
@@ -2294,6 +2339,8 @@ static pg_store *pg_new(const evf_options *o, const char *table)
 	s->extended = -1;
 	s->listen_wanted = !o->no_listen;
 	s->prepare = !o->no_listen;
+	s->prepared_tag = (uint64_t)evf_now() ^ ((uint64_t)getpid() << 32) ^
+	                  (uint64_t)(uintptr_t)s;
 	snprintf(s->qt, sizeof s->qt, "\"%s\"", table);
 	snprintf(s->channel, sizeof s->channel, "evf_%s", table);
 	return s;

@@ -270,10 +270,14 @@ check "the third claim did not run the handler" test ! -e "$T/poison.ran"
 # none.  The server logs every statement of these sessions, named or not.
 if [ "$BACKEND" = pg ] && [ -z "${EVF_PG_DIR:-}" ] && [ -n "${EVF_TEST_REQUIRE_PG:-}" ]; then
 	fail "EVF_TEST_REQUIRE_PG is set but EVF_PG_DIR (the throwaway server's directory) is not"
-elif [ "$BACKEND" = pg ]; then
+elif [ "$BACKEND" = pg ] && [ -n "${EVF_PG_DIR:-}" ]; then
 	log="$EVF_PG_DIR/postgres.log"
-	traced="$DB&options=-c%20log_statement%3Dall"
-	named() { grep -c "execute evf_[0-9]*: UPDATE \"$TABLE\" AS t" "$log"; }
+	case $DB in
+	postgres://*\?* | postgresql://*\?*) traced="$DB&options=-c%20log_statement%3Dall" ;;
+	postgres://* | postgresql://*) traced="$DB?options=-c%20log_statement%3Dall" ;;
+	*) traced="$DB options='-c log_statement=all'" ;;
+	esac
+	named() { grep -c "execute evf_[0-9a-f]*_[0-9]*_[0-9]*: UPDATE \"$TABLE\" AS t" "$log"; }
 	unnamed() { grep -c "execute <unnamed>: UPDATE \"$TABLE\" AS t" "$log"; }
 	evf mark-processed --all >/dev/null
 	for i in 1 2 3 4 5 6; do emit_id t.ok >/dev/null; done
