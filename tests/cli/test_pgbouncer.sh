@@ -101,13 +101,17 @@ check "... and once only" test "$(cat "$T/ran.1" "$T/ran.2" | wc -l)" -eq 46
 "$EVFCTL" --table "$TABLE" process --poll-interval 100ms --exec "t.ok=echo \$EVF_EVENT_ID >> '$T/ran.3'" \
 	</dev/null >"$T/out.3" 2>"$T/err.3" &
 pid_3=$!
+# await_run ID: wait up to 10 s for the worker to have run event ID.
+await_run() {
+	i=0
+	while ! grep -qx "$1" "$T/ran.3" 2>/dev/null && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
 run emit t.ok
 first=$(sed -n 's/^emitted //p' "$T/out")
-i=0
-while ! grep -qx "$first" "$T/ran.3" 2>/dev/null && [ $i -lt 100 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+await_run "$first"
 check "the long-running worker ran the first event" grep -qx "$first" "$T/ran.3"
 admin() {
 	psql -X -q "postgresql:///pgbouncer?host=$B&port=$port&user=$pg_user" -c "$1" >/dev/null 2>&1
@@ -116,11 +120,7 @@ check "the pooler replaces its server sessions" admin "RECONNECT $dbname"
 sleep 0.5
 run emit t.ok
 second=$(sed -n 's/^emitted //p' "$T/out")
-i=0
-while ! grep -qx "$second" "$T/ran.3" 2>/dev/null && [ $i -lt 100 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+await_run "$second"
 kill -TERM "$pid_3"
 wait "$pid_3"
 s3=$?

@@ -39,21 +39,28 @@ static int exec_raw(const char *sql)
 	return rc == SQLITE_OK ? 0 : -1;
 }
 
-static int column_count(const char *table)
+/* One integer from a query with one text argument, on the file of the
+ * last fresh database; `none` when no row comes back. */
+static int query_int(const char *sql, const char *arg, int none)
 {
 	sqlite3 *conn;
 	sqlite3_stmt *q;
-	int n = -1;
+	int n = none;
 	if (sqlite3_open(last_path, &conn) != SQLITE_OK)
-		return -1;
-	if (sqlite3_prepare_v2(conn, "SELECT count(*) FROM pragma_table_info(?)", -1, &q, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
+		return -2;
+	if (sqlite3_prepare_v2(conn, sql, -1, &q, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, arg, -1, SQLITE_STATIC);
 		if (sqlite3_step(q) == SQLITE_ROW)
 			n = sqlite3_column_int(q, 0);
 		sqlite3_finalize(q);
 	}
 	sqlite3_close(conn);
 	return n;
+}
+
+static int column_count(const char *table)
+{
+	return query_int("SELECT count(*) FROM pragma_table_info(?)", table, -1);
 }
 
 /* Exactly what Django's migration makes for the original EventModel. */
@@ -183,20 +190,8 @@ static void test_claim_keeps_index_after_analyze(void **state)
 /* How the index is defined: 1 partial, 0 whole, -1 missing. */
 static int index_partial(const char *name)
 {
-	sqlite3 *conn;
-	sqlite3_stmt *q;
-	int r = -1;
-	if (sqlite3_open(last_path, &conn) != SQLITE_OK)
-		return -2;
-	if (sqlite3_prepare_v2(conn, "SELECT sql LIKE '% WHERE %' FROM sqlite_master "
-	                       "WHERE type = 'index' AND name = ?", -1, &q, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-		if (sqlite3_step(q) == SQLITE_ROW)
-			r = sqlite3_column_int(q, 0);
-		sqlite3_finalize(q);
-	}
-	sqlite3_close(conn);
-	return r;
+	return query_int("SELECT sql LIKE '% WHERE %' FROM sqlite_master "
+	                 "WHERE type = 'index' AND name = ?", name, -1);
 }
 
 /* The index set an emit and a completion pay for: type filters use
