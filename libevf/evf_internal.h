@@ -16,6 +16,9 @@ int evfi_fail(int code, const char *fmt, ...) EVF_PRINTF(2, 3);
 int evfi_failv(int code, const char *fmt, va_list ap);
 /* Milliseconds on a clock that never jumps: for deadlines and timings. */
 int64_t evfi_mono_ms(void);
+/* A number no other process or object is likely to draw: the clock, the
+ * pid and the address of salt (random tags and seeds, not secrets). */
+uint64_t evfi_seed(const void *salt);
 /* Milliseconds since t0, a CLOCK_MONOTONIC reading. */
 struct timespec;
 double evfi_ms_since(const struct timespec *t0);

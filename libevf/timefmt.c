@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 evf_time evf_now(void)
 {
@@ -25,6 +26,12 @@ int64_t evfi_mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t evfi_seed(const void *salt)
+{
+	uint64_t v = (uint64_t)evf_now() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)salt;
+	return v ? v : 1;
 }
 
 double evfi_ms_since(const struct timespec *t0)

@@ -90,9 +90,7 @@ int evf_worker_new(evf_worker **out, evf_db *db, const evf_worker_options *opts)
 	w->poll_ms = w->o.poll_interval_ms ? w->o.poll_interval_ms : db->opts.poll_interval_ms;
 	w->lane.w = w;
 	w->lane.db = db;
-	w->lane.rng = (uint64_t)evf_now() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)w;
-	if (!w->lane.rng)
-		w->lane.rng = 1;
+	w->lane.rng = evfi_seed(w);
 	if (!w->o.name) {
 		if (gethostname(host, sizeof host) != 0)
 			strcpy(host, "evf");

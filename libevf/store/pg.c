@@ -123,6 +123,13 @@ static bool conn_lost(pg_store *s)
 	return PQstatus(s->conn) != CONNECTION_OK;
 }
 
+/* Whether a failed result carries this SQLSTATE. */
+static bool sqlstate_is(const PGresult *r, const char *code)
+{
+	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	return st && !strcmp(st, code);
+}
+
 /* The first line of libpq's message, which never holds a password. */
 static int pg_errmsg(pg_store *s, const PGresult *r, const char *what)
 {
@@ -134,17 +141,14 @@ static int pg_errmsg(pg_store *s, const PGresult *r, const char *what)
 	line[strcspn(line, "\n")] = '\0';
 	if (conn_lost(s))
 		return evfi_fail(EVF_EUNAVAILABLE, "%s: connection to the server lost: %s", what, line);
-	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	int code = EVF_ESTORE;
-	if (state && !strcmp(state, "42P01"))
+	if (sqlstate_is(r, "42P01"))
 		code = EVF_ESCHEMA;
-	else if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01") ||
-	                   !strcmp(state, "55P03")))
+	else if (sqlstate_is(r, "40001") || sqlstate_is(r, "40P01") || sqlstate_is(r, "55P03"))
 		code = EVF_EBUSY;
 	return evfi_fail(code, "%s: %s", what, line);
 }
 
-/* Reconnect a lost connection; the caller retries the operation. */
 /* Stop using the prepared statements: they are gone (a new session),
  * were prepared for an older shape of the table, or their state is
  * unknown.  The next ones get new names, so no Parse can collide with
@@ -159,6 +163,7 @@ static void forget_prepared(pg_store *s)
 	s->prepared_gen++;
 }
 
+/* Reconnect a lost connection; the caller retries the operation. */
 static int ensure_conn(pg_store *s)
 {
 	if (!conn_lost(s))
@@ -252,9 +257,9 @@ static void statement_name(const pg_store *s, int slot, char *buf, size_t len)
 /* Send one statement of a pipeline; false when libpq refused it.
  *
  * A built statement (claims, completions, failures, emits: the same few
- * texts again and again) is prepared on its first use as evf_<slot> and
- * then only bound and run: parsing and planning it each time took a tenth
- * of the server's time per drained event.  *parsed is the slot whose
+ * texts again and again) is prepared on its first use (statement_name)
+ * and then only bound and run: parsing and planning it each time took a
+ * quarter of the server's time per drained event.  *parsed is the slot whose
  * Parse went just before it (its answer comes first), or -1.  Not on the
  * caller's connection (its session is theirs), nor with no_listen, for
  * poolers that keep no session state (PgBouncer before 1.21 in
@@ -327,8 +332,7 @@ typedef struct pipe_step {
  * not change result type"). */
 static bool names_failed(const PGresult *err)
 {
-	const char *st = err ? PQresultErrorField(err, PG_DIAG_SQLSTATE) : NULL;
-	return st && (!strcmp(st, "26000") || !strcmp(st, "42P05") || !strcmp(st, "0A000"));
+	return sqlstate_is(err, "26000") || sqlstate_is(err, "42P05") || sqlstate_is(err, "0A000");
 }
 
 /* Run steps[0..n) in one round trip: libpq's pipeline mode sends them all
@@ -409,7 +413,7 @@ static int pipeline_once(pg_store *s, const pipe_step *steps, size_t n, const ch
 	if (err || failed)
 		rc = pg_errmsg(s, err, what);
 	if (names_failed(err) && !conn_lost(s)) {
-		if (strcmp(PQresultErrorField(err, PG_DIAG_SQLSTATE), "0A000"))
+		if (!sqlstate_is(err, "0A000"))
 			s->prepare = false; /* a pooler: unnamed from now on */
 		forget_prepared(s);
 		*retry = true;
@@ -932,6 +936,14 @@ static bool copyable(const pg_store *s, const evf_emit_item *items, size_t n)
 	return true;
 }
 
+/* The wake-up itself: one NOTIFY on the table's channel. */
+static void notify_query(pg_store *s, pgq *q)
+{
+	q_sql(q, "SELECT pg_notify(");
+	q_arg(q, s->channel);
+	q_sql(q, ", '')");
+}
+
 /* Waking idle workers: a NOTIFY holds a database-wide lock from the
  * start of its transaction's commit to the end, so inside an emitting
  * transaction every emitter's durable commit (its WAL flush) took turns:
@@ -940,13 +952,6 @@ static bool copyable(const pg_store *s, const evf_emit_item *items, size_t n)
  * the lock is held for a moment.  Should the wake-up be lost (the process
  * dies between the two), idle workers find the events at their next poll.
  * Fills 4 steps. */
-static void notify_query(pg_store *s, pgq *q)
-{
-	q_sql(q, "SELECT pg_notify(");
-	q_arg(q, s->channel);
-	q_sql(q, ", '')");
-}
-
 static void wake_steps(pg_store *s, pipe_step *st, pgq *q)
 {
 	notify_query(s, q);
@@ -2339,8 +2344,7 @@ static pg_store *pg_new(const evf_options *o, const char *table)
 	s->extended = -1;
 	s->listen_wanted = !o->no_listen;
 	s->prepare = !o->no_listen;
-	s->prepared_tag = (uint64_t)evf_now() ^ ((uint64_t)getpid() << 32) ^
-	                  (uint64_t)(uintptr_t)s;
+	s->prepared_tag = evfi_seed(s);
 	snprintf(s->qt, sizeof s->qt, "\"%s\"", table);
 	snprintf(s->channel, sizeof s->channel, "evf_%s", table);
 	return s;
