@@ -216,8 +216,6 @@ static int need_extended(sq_store *s, const char *what)
 	return rc == 0 ? evfi_fail_basic(what, s->base.table) : 0;
 }
 
-/* init (create) and migrate (add what is missing) share one transaction
- * shape: look at the table, build the DDL, run it, record the version. */
 /* The indexes of earlier releases that this one replaces: (processed,
  * type), now (type); whole (error, date) and idempotency indexes, now
  * partial (store/ddl.c).  CREATE INDEX IF NOT EXISTS would keep an old
@@ -239,6 +237,8 @@ static int drop_old_indexes(sq_store *s, evfi_buf *b)
 	return rc == SQLITE_DONE ? 0 : sq_err(s, rc, "reading the table's indexes");
 }
 
+/* init (create) and migrate (add what is missing) share one transaction
+ * shape: look at the table, build the DDL, run it, record the version. */
 static int schema_change(sq_store *s, bool migrate, bool dry_run, char **sql_out)
 {
 	const char *t = s->base.table, *q = s->qt;
@@ -669,6 +669,7 @@ static int sq_end_batch(evf_store *base, bool ok)
 }
 
 static char *glob_of(const char *pattern);
+
 /* "[1,2,3]" for json_each. */
 static char *json_ids(const int64_t *ids, size_t n)
 {
@@ -830,7 +831,6 @@ static int sq_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 	return 0;
 }
 
-
 /* Run one statement over a batch's leases; with applied, mark the leases
  * it wrote (the statement must then return the ids it changed). */
 static int lease_step(sq_store *s, const char *sql, const char *worker_id, const char *l,
@@ -891,27 +891,26 @@ static int lease_update(sq_store *s, const char *set, const char *worker_id,
 	snprintf(unfail_sql, sizeof unfail_sql, "UPDATE %s SET error = 0 WHERE +error = 1 AND "
 	         LEASE_MATCH, s->qt);
 	snprintf(sql, sizeof sql, "UPDATE %s SET %s WHERE " LEASE_MATCH, s->qt, set);
-	for (int returning = 0; returning < 2; returning++) {
+	for (bool returning = false;; returning = true) {
 		if (returning)
 			strncat(sql, " RETURNING id", sizeof sql - strlen(sql) - 1);
 		if ((rc = begin(s))) {
 			rc = evfi_wrap(rc, "%s", what);
 			break;
 		}
-		if ((!unfail || !(rc = lease_step(s, unfail_sql, worker_id, l, now, until,
-		                                  leases, n, NULL, what))) &&
-		    !(rc = lease_step(s, sql, worker_id, l, now, until, leases, n,
-		                      returning ? applied : NULL, what))) {
-			if (returning || !applied || (size_t)sqlite3_changes(s->db) == n) {
-				if (applied && !returning)
-					for (size_t i = 0; i < n; i++)
-						applied[i] = true;
-				rc = commit(s);
-				break;
-			}
-		}
+		if (unfail)
+			rc = lease_step(s, unfail_sql, worker_id, l, now, until, leases, n, NULL, what);
+		if (!rc)
+			rc = lease_step(s, sql, worker_id, l, now, until, leases, n,
+			                returning ? applied : NULL, what);
 		if (rc) {
 			rollback(s);
+			break;
+		}
+		if (returning || !applied || (size_t)sqlite3_changes(s->db) == n) {
+			for (size_t i = 0; applied && !returning && i < n; i++)
+				applied[i] = true;
+			rc = commit(s);
 			break;
 		}
 		if ((rc = exec_sql(s, "ROLLBACK"))) /* a lease was lost: find out which */
@@ -1017,7 +1016,6 @@ static char *glob_of(const char *pattern)
 		evfi_buf_puts(&b, "");
 	return b.oom ? (evfi_buf_free(&b), NULL) : b.data;
 }
-
 
 /* The column of a sort order; a basic table has no priority or attempts
  * (every row counts as 0 there). */
