@@ -476,6 +476,8 @@ typedef struct batch {
 	evf_failure_rec *fails;
 	size_t nfail;
 	ssize_t *fail_of;     /* index into fails, or -1 */
+	evf_time judged;      /* when the failures were judged: their log's
+	                         retry_at counts the backoff from there */
 } batch;
 
 static int batch_alloc(batch *b)
@@ -591,7 +593,7 @@ static void batch_judge(evfi_lane *l, batch *b)
 {
 	evf_db *db = l->db;
 	bool basic = db->store->ops->schema_extended(db->store) == 0;
-	evf_time now = evf_now();
+	b->judged = evf_now();
 	for (size_t i = 0; i < b->n; i++) {
 		b->fail_of[i] = -1;
 		if (!b->ran[i] || !b->res[i].failed)
@@ -603,11 +605,9 @@ static void batch_judge(evfi_lane *l, batch *b)
 		f->message = b->res[i].message;
 		f->code = b->res[i].code;
 		f->dead = basic || !b->res[i].retryable || ev->attempts >= max;
-		if (!f->dead) {
+		if (!f->dead)
 			f->retry_ms = evf_backoff_ms(ev->attempts, db->opts.backoff_base_ms,
 				db->opts.backoff_max_ms, rng_unit(l));
-			f->retry_at = now + 1000 * f->retry_ms;
-		}
 		b->fail_of[i] = (ssize_t)b->nfail++;
 	}
 }
@@ -672,8 +672,9 @@ static void batch_report(evf_worker *w, const batch *b)
 			.duration_ms = b->dur[i],
 		};
 		if (b->fail_of[i] >= 0) {
-			o.dead = b->fails[b->fail_of[i]].dead;
-			o.retry_at = b->fails[b->fail_of[i]].retry_at;
+			const evf_failure_rec *f = &b->fails[b->fail_of[i]];
+			o.dead = f->dead;
+			o.retry_at = f->dead ? 0 : b->judged + 1000 * f->retry_ms;
 		}
 		report(w, &o);
 	}

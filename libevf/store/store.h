@@ -52,8 +52,6 @@ typedef struct evf_failure_rec {
 	const char *message;
 	const char *code;
 	bool dead;                  /* dead-letter now */
-	evf_time retry_at;          /* when the retry is due, as the worker
-	                               reckoned it (for its log) */
 	int64_t retry_ms;           /* the backoff: the store counts it from
 	                               the time it stamps on last_error_at */
 } evf_failure_rec;

@@ -1623,8 +1623,7 @@ static void test_state_rule_sql_matches_c(void **state)
 		l[i] = (evf_lease){ evs[i]->id, evs[i]->attempts };
 	free_events(evs, n);
 	evf_failure_rec fr[2] = {
-		{ .lease = l[0], .message = "m", .retry_at = evf_now() + 3600000000LL,
-		  .retry_ms = 3600000 },
+		{ .lease = l[0], .message = "m", .retry_ms = 3600000 },
 		{ .lease = l[1], .message = "m", .dead = true },
 	};
 	bool ap[2];
