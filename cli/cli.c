@@ -166,18 +166,25 @@ int cli_open_db(const cli_ctx *ctx, evf_db **out, bool create)
 	return CLI_EXIT_OK;
 }
 
-int cli_table_command(const cli_ctx *ctx, int argc, char **argv, bool create,
-                      int (*fn)(evf_db *db), const char *done)
+int cli_open_no_args(const cli_ctx *ctx, int argc, char **argv, bool create, evf_db **db)
 {
-	evf_db *db = NULL;
 	int rc = cli_parse_no_options(ctx, argc, argv);
 
+	*db = NULL;
 	if (rc >= 0)
 		return rc;
 	if (optind < argc)
 		return cli_usage(ctx, "unexpected argument '%s'", argv[optind]);
-	rc = cli_open_db(ctx, &db, create);
-	if (rc != CLI_EXIT_OK)
+	return cli_open_db(ctx, db, create);
+}
+
+int cli_table_command(const cli_ctx *ctx, int argc, char **argv, bool create,
+                      int (*fn)(evf_db *db), const char *done)
+{
+	evf_db *db;
+	int rc = cli_open_no_args(ctx, argc, argv, create, &db);
+
+	if (!db)
 		return rc;
 	rc = fn(db);
 	if (rc < 0) {

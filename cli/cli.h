@@ -194,6 +194,10 @@ int cmd_help(const cli_ctx *ctx, int argc, char **argv);
 /* Parse the options of a command that takes only --help; returns -1 to go
  * on, else the exit code (help printed or a usage error). */
 int cli_parse_no_options(const cli_ctx *ctx, int argc, char **argv);
+/* For a command with no options or arguments: parse them and open the
+ * database.  *db is NULL when the command is over (help, a usage error,
+ * no database), and the return is then its exit code. */
+int cli_open_no_args(const cli_ctx *ctx, int argc, char **argv, bool create, evf_db **db);
 /* A command with no options or arguments that runs fn on the table and
  * says "<done> TABLE in URL" (or {"database","table"} with --json). */
 int cli_table_command(const cli_ctx *ctx, int argc, char **argv, bool create,

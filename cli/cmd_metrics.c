@@ -9,16 +9,11 @@
 
 int cmd_metrics(const cli_ctx *ctx, int argc, char **argv)
 {
-	evf_db *db = NULL;
+	evf_db *db;
 	char *text = NULL;
-	int rc = cli_parse_no_options(ctx, argc, argv);
+	int rc = cli_open_no_args(ctx, argc, argv, false, &db);
 
-	if (rc >= 0)
-		return rc;
-	if (optind < argc)
-		return cli_usage(ctx, "unexpected argument '%s'", argv[optind]);
-	rc = cli_open_db(ctx, &db, false);
-	if (rc != CLI_EXIT_OK)
+	if (!db)
 		return rc;
 	int err = evf_metrics_text(db, &text);
 	if (err < 0)

@@ -153,16 +153,11 @@ static void print_human(const evf_stats *st, const struct stats_extra *x)
 
 int cmd_stats(const cli_ctx *ctx, int argc, char **argv)
 {
-	evf_db *db = NULL;
+	evf_db *db;
 	evf_stats *st = NULL;
-	int rc = cli_parse_no_options(ctx, argc, argv);
+	int rc = cli_open_no_args(ctx, argc, argv, false, &db);
 
-	if (rc >= 0)
-		return rc;
-	if (optind < argc)
-		return cli_usage(ctx, "unexpected argument '%s'", argv[optind]);
-	rc = cli_open_db(ctx, &db, false);
-	if (rc != CLI_EXIT_OK)
+	if (!db)
 		return rc;
 	struct stats_extra x = { NULL, NULL, 0, 0 };
 	evf_overview ov;
