@@ -62,7 +62,7 @@ static evf_state state_of(evf_db *db, int64_t id)
 	return s;
 }
 
-static int64_t count_state(evf_db *db, evf_state s)
+int64_t contract_count_state(evf_db *db, evf_state s)
 {
 	evf_filter f = EVF_FILTER_INIT;
 	int64_t n = -1;
@@ -212,7 +212,7 @@ static void test_emit_big_batch(void **state)
 	ev = get(db, res[100].id);
 	assert_string_equal(ev->idempotency_key, "k100");
 	evf_event_free(ev);
-	assert_int_equal(count_state(db, EVF_STATE_PENDING), N - 2);
+	assert_int_equal(contract_count_state(db, EVF_STATE_PENDING), N - 2);
 	evf_close(db);
 }
 
@@ -278,7 +278,7 @@ static void test_claim_order_and_schedule(void **state)
 		assert_int_equal(evs[i]->state, EVF_STATE_RUNNING);
 	}
 	free_events(evs, n);
-	assert_int_equal(count_state(db, EVF_STATE_RUNNING), 4);
+	assert_int_equal(contract_count_state(db, EVF_STATE_RUNNING), 4);
 	/* nothing else is ready: the scheduled one waits */
 	assert_int_equal(claim(db, "w2", 10, 60000, &evs), 0);
 	free(evs);
@@ -299,7 +299,7 @@ static void test_complete_and_stale_worker(void **state)
 	free_events(evs, 1);
 	tu_sleep_ms(80);
 	assert_int_equal(state_of(db, id), EVF_STATE_STUCK);
-	assert_int_equal(count_state(db, EVF_STATE_STUCK), 1);
+	assert_int_equal(contract_count_state(db, EVF_STATE_STUCK), 1);
 
 	/* another worker reclaims; the attempt counts */
 	assert_int_equal(claim(db, "fresh", 1, 60000, &evs), 1);
@@ -656,7 +656,7 @@ static void test_failed_then_done(void **state)
 	assert_true(ev->error);
 	evf_event_free(ev);
 	int64_t ok2 = emit(db, "steady", "{}");
-	for (int i = 0; i < 20 && count_state(db, EVF_STATE_DONE) < 4; i++) {
+	for (int i = 0; i < 20 && contract_count_state(db, EVF_STATE_DONE) < 4; i++) {
 		tu_sleep_ms(5);
 		EVF_OK_OR_FAIL(evf_worker_step(w, &n));
 	}
@@ -668,11 +668,7 @@ static void test_failed_then_done(void **state)
 		assert_int_equal(ev->attempts, i % 2 ? 1 : 2);
 		evf_event_free(ev);
 	}
-	evf_filter f = EVF_FILTER_INIT;
-	f.states = 1u << EVF_STATE_FAILED;
-	int64_t failed = -1;
-	EVF_OK_OR_FAIL(evf_count(db, &f, &failed));
-	assert_int_equal(failed, 0);
+	assert_int_equal(contract_count_state(db, EVF_STATE_FAILED), 0);
 	evf_worker_free(w);
 	evf_close(db);
 }
@@ -814,7 +810,7 @@ static void test_worker_batch_when_and_correlation(void **state)
 	EVF_OK_OR_FAIL(evf_worker_run(w));
 	assert_int_equal(bs.batch_calls, 1);
 	assert_int_equal(bs.batch_size, 5);
-	assert_int_equal(count_state(db, EVF_STATE_FAILED), 1);
+	assert_int_equal(contract_count_state(db, EVF_STATE_FAILED), 1);
 	assert_int_equal(ws.calls, 1);
 	assert_int_equal(ws.ids[0], run);
 	assert_int_equal(state_of(db, skip), EVF_STATE_DONE);
@@ -866,7 +862,7 @@ static void test_worker_selection_options(void **state)
 	wo.only_errors = true;
 	EVF_OK_OR_FAIL(evf_worker_step(w, NULL)); /* fails the three b's */
 	evf_worker_free(w);
-	assert_int_equal(count_state(db, EVF_STATE_FAILED), 3);
+	assert_int_equal(contract_count_state(db, EVF_STATE_FAILED), 3);
 	tu_sleep_ms(5);
 	w = worker(db, &wo);
 	seen s2 = { 0 };
@@ -875,7 +871,7 @@ static void test_worker_selection_options(void **state)
 	EVF_OK_OR_FAIL(evf_worker_run(w));
 	assert_int_equal(s2.calls, 3); /* the a's still pending were left alone */
 	evf_worker_free(w);
-	assert_int_equal(count_state(db, EVF_STATE_PENDING), 1);
+	assert_int_equal(contract_count_state(db, EVF_STATE_PENDING), 1);
 
 	/* older_than: nothing is an hour old */
 	wo = (evf_worker_options)EVF_WORKER_OPTIONS_INIT;
@@ -957,8 +953,8 @@ static void test_worker_stop_releases_unstarted(void **state)
 	size_t n;
 	EVF_OK_OR_FAIL(evf_worker_step(w, &n));
 	assert_int_equal(n, 5);
-	assert_int_equal(count_state(db, EVF_STATE_DONE), 1);
-	assert_int_equal(count_state(db, EVF_STATE_PENDING), 4);
+	assert_int_equal(contract_count_state(db, EVF_STATE_DONE), 1);
+	assert_int_equal(contract_count_state(db, EVF_STATE_PENDING), 4);
 	evf_filter f = EVF_FILTER_INIT;
 	f.states = 1u << EVF_STATE_PENDING;
 	int64_t attempts_left = 0;
@@ -1025,7 +1021,7 @@ static void test_worker_concurrency(void **state)
 		assert_int_equal(c.times_seen[i], 1);
 	assert_true(c.most >= 2);
 	assert_true(c.most <= 4);
-	assert_int_equal(count_state(db, EVF_STATE_DONE), 60);
+	assert_int_equal(contract_count_state(db, EVF_STATE_DONE), 60);
 	evf_filter f = EVF_FILTER_INIT;
 	f.type = "child";
 	int64_t n;
@@ -1560,8 +1556,8 @@ static void test_purge_archive_restore(void **state)
 	EVF_OK_OR_FAIL(evf_archive(db, &r, &res));
 	assert_int_equal(res.total, 3);
 	assert_int_equal(res.chunks, 2);
-	assert_int_equal(count_state(db, EVF_STATE_DONE) + count_state(db, EVF_STATE_DEAD), 0);
-	assert_int_equal(count_state(db, EVF_STATE_PENDING), 1);
+	assert_int_equal(contract_count_state(db, EVF_STATE_DONE) + contract_count_state(db, EVF_STATE_DEAD), 0);
+	assert_int_equal(contract_count_state(db, EVF_STATE_PENDING), 1);
 
 	evf_restore_result rr;
 	EVF_OK_OR_FAIL(evf_restore(db, path, 2, false, &rr));
@@ -1582,14 +1578,14 @@ static void test_purge_archive_restore(void **state)
 	r.states = 1u << EVF_STATE_DEAD;
 	EVF_OK_OR_FAIL(evf_archive(db, &r, &res));
 	assert_int_equal(res.total, 1);
-	assert_int_equal(count_state(db, EVF_STATE_DEAD), 1);
+	assert_int_equal(contract_count_state(db, EVF_STATE_DEAD), 1);
 	r.to_file = NULL;
 	r.to_table = "evf_contract_archive";
 	r.states = 0;
 	r.purge = true;
 	EVF_OK_OR_FAIL(evf_archive(db, &r, &res));
 	assert_int_equal(res.purged, 5);
-	assert_int_equal(count_state(db, EVF_STATE_DONE), 0);
+	assert_int_equal(contract_count_state(db, EVF_STATE_DONE), 0);
 	r.to_table = "bad name";
 	assert_int_equal(evf_archive(db, &r, &res), EVF_EINVAL);
 
@@ -1657,7 +1653,7 @@ static void test_state_rule_sql_matches_c(void **state)
 	for (int64_t i = 1; i <= all[0]; i++)
 		per_c[state_of(db, all[i])]++;
 	for (int s = 0; s < EVF_STATE__COUNT; s++) {
-		assert_int_equal(count_state(db, (evf_state)s), 1);
+		assert_int_equal(contract_count_state(db, (evf_state)s), 1);
 		assert_int_equal(per_c[s], 1);
 	}
 	evf_stats *st;

@@ -28,5 +28,7 @@ extern const contract_backend *contract;
 /* Open a fresh db with test-friendly defaults (fast backoff). */
 evf_db *contract_db(evf_options *opts_or_null);
 int contract_run(const contract_backend *b);
+/* How many events of the table are in state s. */
+int64_t contract_count_state(evf_db *db, evf_state s);
 
 #endif

@@ -118,6 +118,18 @@ static int count_calls(evf_job *job, const evf_event *ev, void *user)
 	return 0;
 }
 
+/* A worker with these options whose handler for `type` counts its calls. */
+static evf_worker *counting_worker(evf_db *db, const evf_worker_options *wo,
+                                   const char *type, int *calls)
+{
+	evf_worker *w;
+	evf_handler_options ho = EVF_HANDLER_OPTIONS_INIT;
+	ho.user = calls;
+	EVF_OK_OR_FAIL(evf_worker_new(&w, db, wo));
+	EVF_OK_OR_FAIL(evf_register(w, type, count_calls, &ho));
+	return w;
+}
+
 /* Wait up to 5 s for `want` events to be done: the worker polls once a
  * minute, so only a wake-up gets them done in time. */
 static int await_done(evf_db *e, int64_t want)
@@ -197,14 +209,10 @@ static void test_notify_wakes_idle_worker(void **state)
 	pid_t pid = fork();
 	if (pid == 0)
 		_exit(emit_each_kind());
-	evf_worker *w;
 	evf_worker_options wo = EVF_WORKER_OPTIONS_INIT;
 	wo.limit = 23;
-	EVF_OK_OR_FAIL(evf_worker_new(&w, db, &wo));
 	int calls = 0;
-	evf_handler_options ho = EVF_HANDLER_OPTIONS_INIT;
-	ho.user = &calls;
-	EVF_OK_OR_FAIL(evf_register(w, "ping", count_calls, &ho));
+	evf_worker *w = counting_worker(db, &wo, "ping", &calls);
 	/* a missed wake-up would sleep a minute: the emitter gives up after
 	 * 5 s and names the kind in its exit status, the alarm ends the worker */
 	alarmed_worker = w;
@@ -251,12 +259,8 @@ static void test_prepared_statements_follow_the_table(void **state)
 		EVF_OK_OR_FAIL(evf_emit(db, "t", "{}", NULL, NULL));
 	evf_worker_options wo = EVF_WORKER_OPTIONS_INIT;
 	wo.batch_size = 1;
-	evf_worker *w;
 	int calls = 0;
-	evf_handler_options ho = EVF_HANDLER_OPTIONS_INIT;
-	ho.user = &calls;
-	EVF_OK_OR_FAIL(evf_worker_new(&w, db, &wo));
-	EVF_OK_OR_FAIL(evf_register(w, "t", count_calls, &ho));
+	evf_worker *w = counting_worker(db, &wo, "t", &calls);
 	size_t n;
 	EVF_OK_OR_FAIL(evf_worker_step(w, &n));
 	assert_int_equal(n, 1);
@@ -269,11 +273,7 @@ static void test_prepared_statements_follow_the_table(void **state)
 	EVF_OK_OR_FAIL(evf_worker_step(w, &n));
 	assert_int_equal(n, 1);
 	assert_int_equal(calls, 3);
-	evf_filter f = EVF_FILTER_INIT;
-	f.states = 1u << EVF_STATE_DONE;
-	int64_t done = -1;
-	EVF_OK_OR_FAIL(evf_count(db, &f, &done));
-	assert_int_equal(done, 3);
+	assert_int_equal(contract_count_state(db, EVF_STATE_DONE), 3);
 	evf_worker_free(w);
 	evf_close(db);
 }
@@ -330,12 +330,8 @@ static void typed_claims_walk_ready_index(bool borrowed)
 	}
 	evf_worker_options wo = EVF_WORKER_OPTIONS_INIT;
 	wo.batch_size = 100;
-	evf_worker *w;
 	int calls = 0;
-	evf_handler_options ho = EVF_HANDLER_OPTIONS_INIT;
-	ho.user = &calls;
-	EVF_OK_OR_FAIL(evf_worker_new(&w, db, &wo));
-	EVF_OK_OR_FAIL(evf_register(w, "typed", count_calls, &ho));
+	evf_worker *w = counting_worker(db, &wo, "typed", &calls);
 	size_t n;
 	for (int i = 0; i < 8; i++)
 		EVF_OK_OR_FAIL(evf_worker_step(w, &n));

@@ -194,6 +194,16 @@ static int index_partial(const char *name)
 	                 "WHERE type = 'index' AND name = ?", name, -1);
 }
 
+/* This release's index set on evf_event: (type) whole, no (processed,
+ * type), (error, date) and the idempotency index partial. */
+static void assert_index_set(void)
+{
+	assert_int_equal(index_partial("evf_event_by_type"), 0);
+	assert_int_equal(index_partial("evf_event_processed_type"), -1);
+	assert_int_equal(index_partial("evf_event_error_date"), 1);
+	assert_int_equal(index_partial("evf_event_idempotency"), 1);
+}
+
 /* The index set an emit and a completion pay for: type filters use
  * (type), which a completion leaves alone, where earlier releases had
  * (processed, type); (error, date) and the idempotency index are partial,
@@ -205,10 +215,7 @@ static void test_index_set_replaces_older_one(void **state)
 	evf_options o = EVF_OPTIONS_INIT;
 	evf_db *db;
 	EVF_OK_OR_FAIL(open_fresh(&db, &o));
-	assert_int_equal(index_partial("evf_event_by_type"), 0);
-	assert_int_equal(index_partial("evf_event_processed_type"), -1);
-	assert_int_equal(index_partial("evf_event_error_date"), 1);
-	assert_int_equal(index_partial("evf_event_idempotency"), 1);
+	assert_index_set();
 	evf_emit_options keyed = EVF_EMIT_OPTIONS_INIT;
 	keyed.key = "k1";
 	evf_emit_result r1, r2;
@@ -224,10 +231,7 @@ static void test_index_set_replaces_older_one(void **state)
 	assert_int_equal(index_partial("evf_event_error_date"), 0);
 	EVF_OK_OR_FAIL(reopen(&db, &o));
 	EVF_OK_OR_FAIL(evf_init(db));
-	assert_int_equal(index_partial("evf_event_by_type"), 0);
-	assert_int_equal(index_partial("evf_event_processed_type"), -1);
-	assert_int_equal(index_partial("evf_event_error_date"), 1);
-	assert_int_equal(index_partial("evf_event_idempotency"), 1);
+	assert_index_set();
 	evf_filter f = EVF_FILTER_INIT;
 	f.type = "b";
 	int64_t n = 0;
