@@ -5,6 +5,7 @@
  */
 #include "contract.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -213,6 +214,78 @@ static void test_emit_big_batch(void **state)
 	assert_string_equal(ev->idempotency_key, "k100");
 	evf_event_free(ev);
 	assert_int_equal(contract_count_state(db, EVF_STATE_PENDING), N - 2);
+	evf_close(db);
+}
+
+/* A batch without keys (COPY on PostgreSQL, in binary when the table's
+ * column types allow) must store every column as a row-by-row emit
+ * would: check each one back. */
+void contract_check_keyless_batch(evf_db *db, const char *type)
+{
+	enum { N = 40 };
+	evf_emit_item items[N];
+	evf_emit_result res[N];
+	char params[N][48];
+	evf_time at = evf_now() + 7200 * INT64_C(1000000) + 123457;
+	for (int i = 0; i < N; i++) {
+		snprintf(params[i], sizeof params[i], "{\"i\":%d,\"s\":\"\u00e9\\t\\n\"}", i);
+		items[i] = (evf_emit_item){ type, params[i], EVF_EMIT_OPTIONS_INIT };
+	}
+	items[1].parameters = NULL;
+	items[2].opts.priority = -70000;
+	items[3].opts.delay_ms = 1500;
+	items[4].opts.not_before = at;
+	items[5].opts.correlation_id = "corr\t\\5";
+	items[6].opts.max_attempts = 9;
+	evf_time before = evf_now();
+	EVF_OK_OR_FAIL(evf_emit_batch(db, items, N, res));
+	evf_time after = evf_now();
+	evf_emit_result single;
+	EVF_OK_OR_FAIL(evf_emit(db, type, "{}", NULL, &single));
+	evf_event *one = get(db, single.id);
+	evf_time date = 0;
+	for (int i = 0; i < N; i++) {
+		if (i)
+			assert_int_equal(res[i].id, res[i - 1].id + 1);
+		assert_false(res[i].duplicate);
+		evf_event *ev = get(db, res[i].id);
+		assert_string_equal(ev->type, type);
+		if (i == 0)
+			date = ev->date;
+		assert_int_equal(ev->date, date); /* one server time for the batch */
+		assert_false(ev->processed);
+		assert_false(ev->error);
+		assert_null(ev->idempotency_key);
+		assert_int_equal(ev->attempts, 0);
+		assert_int_equal(ev->priority, i == 2 ? -70000 : 0);
+		assert_int_equal(ev->not_before, i == 3 ? date + 1500000 : i == 4 ? at : date);
+		assert_int_equal(ev->max_attempts, i == 6 ? 9 : one->max_attempts);
+		if (i == 5)
+			assert_string_equal(ev->correlation_id, "corr\t\\5");
+		else
+			assert_null(ev->correlation_id);
+		cJSON *j = cJSON_Parse(ev->parameters);
+		assert_non_null(j);
+		if (i == 1) {
+			assert_int_equal(cJSON_GetArraySize(j), 0);
+		} else {
+			assert_int_equal(cJSON_GetObjectItem(j, "i")->valueint, i);
+			assert_string_equal(cJSON_GetObjectItem(j, "s")->valuestring, "\xc3\xa9\t\n");
+		}
+		cJSON_Delete(j);
+		assert_int_equal(ev->state, i == 3 || i == 4 ? EVF_STATE_SCHEDULED : EVF_STATE_PENDING);
+		evf_event_free(ev);
+	}
+	/* the database's clock: a second either way of this machine's */
+	assert_true(date > before - 1000000 && date < after + 1000000);
+	evf_event_free(one);
+}
+
+static void test_emit_keyless_batch(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	contract_check_keyless_batch(db, "copy.me");
 	evf_close(db);
 }
 
@@ -1178,6 +1251,8 @@ static void test_basic_table_from_original_package(void **state)
 	f.states = 1u << EVF_STATE_FAILED;
 	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
 	assert_int_equal(n, 1);
+	/* and a batch without keys (COPY on PostgreSQL) into its own types */
+	contract_check_keyless_batch(db, "e");
 	evf_close(db);
 }
 
@@ -1692,6 +1767,7 @@ int contract_run(const contract_backend *b)
 		cmocka_unit_test(test_emit_roundtrip),
 		cmocka_unit_test(test_emit_invalid_json_writes_nothing),
 		cmocka_unit_test(test_emit_big_batch),
+		cmocka_unit_test(test_emit_keyless_batch),
 		cmocka_unit_test(test_idempotency),
 		cmocka_unit_test(test_claim_order_and_schedule),
 		cmocka_unit_test(test_complete_and_stale_worker),

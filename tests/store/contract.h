@@ -30,5 +30,8 @@ evf_db *contract_db(evf_options *opts_or_null);
 int contract_run(const contract_backend *b);
 /* How many events of the table are in state s. */
 int64_t contract_count_state(evf_db *db, evf_state s);
+/* Emit a batch of events without keys (COPY on PostgreSQL) with every
+ * option set somewhere and check each column back. */
+void contract_check_keyless_batch(evf_db *db, const char *type);
 
 #endif
