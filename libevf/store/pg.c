@@ -483,7 +483,8 @@ static int run_relaxed(pg_store *s, pgq *qs, size_t nq, PGresult **res, const ch
 
 /* ---- schema ---------------------------------------------------------------- */
 
-/* The columns a COPY fills, in order, with the types whose binary form
+/* The columns a COPY fills, in the order copy_row_text and
+ * copy_row_binary write them, with the types whose binary form
  * copy_row_binary writes (text-like columns take varchar too). */
 static const struct {
 	const char *name, *type, *alt;
@@ -901,6 +902,13 @@ static void put_be(evfi_buf *b, uint64_t v, int bytes)
 	evfi_buf_add(b, out, (size_t)bytes);
 }
 
+/* A fixed-size binary COPY field: its length, then the integer. */
+static void put_fixed(evfi_buf *b, uint64_t v, int bytes)
+{
+	put_be(b, (uint64_t)bytes, 4);
+	put_be(b, v, bytes);
+}
+
 /* A binary COPY field: its length, then its bytes (NULL: length -1);
  * `prefix` (the jsonb format version) goes before them. */
 static void put_field(evfi_buf *b, const char *prefix, const char *v)
@@ -926,24 +934,28 @@ static void copy_row_binary(evfi_buf *b, const copy_row *c)
 {
 	const evf_emit_item *it = c->item;
 	put_be(b, COPY_NCOLS, 2);
-	put_be(b, 8, 4);
-	put_be(b, (uint64_t)c->id, 8);
+	put_fixed(b, (uint64_t)c->id, 8);
 	put_field(b, NULL, it->type);
 	put_field(b, "\001", it->parameters ? it->parameters : "{}");
-	put_be(b, 8, 4);
-	put_be(b, (uint64_t)(c->now - PG_EPOCH_US), 8);
-	put_be(b, 1, 4);
-	put_be(b, 0, 1);
-	put_be(b, 1, 4);
-	put_be(b, 0, 1);
+	put_fixed(b, (uint64_t)(c->now - PG_EPOCH_US), 8);
+	put_fixed(b, 0, 1); /* processed */
+	put_fixed(b, 0, 1); /* error */
 	put_field(b, NULL, "");
 	put_field(b, NULL, it->opts.correlation_id);
-	put_be(b, 4, 4);
-	put_be(b, (uint32_t)it->opts.priority, 4);
-	put_be(b, 8, 4);
-	put_be(b, (uint64_t)(c->not_before - PG_EPOCH_US), 8);
-	put_be(b, 4, 4);
-	put_be(b, (uint32_t)c->max_attempts, 4);
+	put_fixed(b, (uint32_t)it->opts.priority, 4);
+	put_fixed(b, (uint64_t)(c->not_before - PG_EPOCH_US), 8);
+	put_fixed(b, (uint32_t)c->max_attempts, 4);
+}
+
+/* Send what the buffer holds of a COPY's data, and empty it. */
+static int copy_send(pg_store *s, evfi_buf *b)
+{
+	if (b->oom)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	int rc = PQputCopyData(s->conn, b->data, (int)b->len) == 1
+	         ? 0 : pg_errmsg(s, NULL, "sending events");
+	b->len = 0;
+	return rc;
 }
 
 /* Batches without idempotency keys go in with COPY: ids come from the
@@ -985,10 +997,13 @@ static int emit_copy(pg_store *s, const evf_emit_item *items, size_t n,
 	}
 	PQclear(r);
 
-	char sql[256];
-	snprintf(sql, sizeof sql, "COPY %s (id, type, parameters, date, processed, error, "
-	         "error_message, correlation_id, priority, not_before, max_attempts) "
-	         "FROM STDIN%s", s->qt, s->copy_binary ? " (FORMAT binary)" : "");
+	char sql[320];
+	int len = snprintf(sql, sizeof sql, "COPY %s (", s->qt);
+	for (size_t i = 0; i < COPY_NCOLS; i++)
+		len += snprintf(sql + len, sizeof sql - (size_t)len, "%s%s", i ? ", " : "",
+		                copy_cols[i].name);
+	snprintf(sql + len, sizeof sql - (size_t)len, ") FROM STDIN%s",
+	         s->copy_binary ? " (FORMAT binary)" : "");
 	r = PQexec(s->conn, sql);
 	if (PQresultStatus(r) != PGRES_COPY_IN) {
 		rc = pg_errmsg(s, r, "starting COPY");
@@ -1017,18 +1032,13 @@ static int emit_copy(pg_store *s, const evf_emit_item *items, size_t n,
 		                                        : s->base.opts->max_attempts;
 		rows.not_before = o->not_before ? o->not_before : now + o->delay_ms * 1000;
 		(s->copy_binary ? copy_row_binary : copy_row_text)(&b, &rows);
-		if (i + 1 == n && s->copy_binary)
-			put_be(&b, (uint16_t)-1, 2); /* end of data */
-		if (b.oom) {
-			rc = evfi_fail(EVF_ENOMEM, "out of memory");
-			break;
-		}
-		if (b.len >= 256 * 1024 || i + 1 == n) {
-			if (PQputCopyData(s->conn, b.data, (int)b.len) != 1)
-				rc = pg_errmsg(s, NULL, "sending events");
-			b.len = 0;
-		}
+		if (b.len >= 256 * 1024)
+			rc = copy_send(s, &b);
 	}
+	if (!rc && s->copy_binary)
+		put_be(&b, UINT16_MAX, 2); /* end of data: a field count of -1 */
+	if (!rc)
+		rc = copy_send(s, &b);
 	evfi_buf_free(&b);
 	free(ids);
 	if (PQputCopyEnd(s->conn, rc ? "aborted" : NULL) != 1 && !rc)
