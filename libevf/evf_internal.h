@@ -146,7 +146,8 @@ void evfi_sql_state_hints(evfi_buf *b, unsigned mask, bool ext, bool pg,
 void evfi_sql_action_set(evfi_buf *b, evf_action a, bool ext, bool pg, const char *now);
 /* Rows (type, completed, failed, dead) of the activity since `since`
  * (":since" or "$1::timestamptz"), sorted by type. */
-void evfi_sql_activity(evfi_buf *b, bool pg, const char *qt, const char *since);
+void evfi_sql_activity(evfi_buf *b, bool pg, const char *qt, const char *since,
+                       const char *completed);
 /* Add one row of that query; rows of a type are adjacent. */
 int evfi_activity_add(evf_activity *out, const char *type, int64_t completed,
                       int64_t failed, int64_t dead);

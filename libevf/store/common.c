@@ -272,19 +272,25 @@ bool evfi_action_needs_ext(evf_action a)
  * index, failures through the last_error_at one (1 ms instead of a 1 s
  * scan at a million rows).  On SQLite the unary + keeps the planner off
  * the (type), (error, date) and (type, idempotency_key) indexes, which
- * it would otherwise walk whole to save a sort. */
-void evfi_sql_activity(evfi_buf *b, bool pg, const char *qt, const char *since)
+ * it would otherwise walk whole to save a sort.  `completed`, when not
+ * NULL, is a query of (type, completions) to use instead of the first. */
+void evfi_sql_activity(evfi_buf *b, bool pg, const char *qt, const char *since,
+                       const char *completed)
 {
 	const char *p = pg ? "processed" : "+processed = 1";
 	const char *e = pg ? "NOT error" : "+error = 0";
 	const char *g = pg ? "type" : "+type";
 	const char *dead = pg ? "dead OR (processed AND error)"
 	                      : "dead = 1 OR (processed = 1 AND error = 1)";
-	evfi_buf_printf(b, "SELECT type, count(*), 0, 0 FROM %s WHERE processed_at >= %s "
-	                "AND %s AND %s AND dead = %s GROUP BY %s UNION ALL "
-	                "SELECT type, 0, count(*), sum(CASE WHEN %s THEN 1 ELSE 0 END) "
+	if (completed)
+		evfi_buf_printf(b, "SELECT type, n, 0, 0 FROM (%s) UNION ALL ", completed);
+	else
+		evfi_buf_printf(b, "SELECT type, count(*), 0, 0 FROM %s WHERE processed_at >= %s "
+		                "AND %s AND %s AND dead = %s GROUP BY %s UNION ALL ",
+		                qt, since, p, e, pg ? "false" : "0", g);
+	evfi_buf_printf(b, "SELECT type, 0, count(*), sum(CASE WHEN %s THEN 1 ELSE 0 END) "
 	                "FROM %s WHERE last_error_at >= %s GROUP BY %s ORDER BY 1",
-	                qt, since, p, e, pg ? "false" : "0", g, dead, qt, since, g);
+	                dead, qt, since, g);
 }
 
 int evfi_activity_add(evf_activity *out, const char *type, int64_t completed,

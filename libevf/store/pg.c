@@ -2153,7 +2153,7 @@ static int pg_activity(evf_store *base, evf_time since, evf_activity *out)
 	int rc;
 
 	/* $1 twice: the statement is built around its single argument */
-	evfi_sql_activity(&q.sql, true, s->qt, "$1::timestamptz");
+	evfi_sql_activity(&q.sql, true, s->qt, "$1::timestamptz", NULL);
 	char buf[48];
 	evf_time_format(buf, sizeof buf, since);
 	strcat(buf, "+00");

@@ -27,6 +27,9 @@ typedef struct sq_store {
 	bool basic_tx;   /* a basic-table batch holds the write transaction */
 	unsigned have_ext; /* extended columns present (bits of store/ddl.c) */
 	char qt[64];     /* the quoted table name */
+	char qtally[72]; /* the quoted name of its completion tally */
+	int tally;       /* 1 the table has its tally, 0 not, -1 not known yet */
+	int64_t folded;  /* the minute this connection last folded the tally */
 	struct { char *sql; sqlite3_stmt *st; } cache[STMT_CACHE];
 	int cache_next;
 } sq_store;
@@ -165,6 +168,133 @@ static void rollback(sq_store *s)
 
 /* ---- schema ---------------------------------------------------------------- */
 
+/* ---- the completion tally ---------------------------------------------------
+ *
+ * Completions are counted per second and type in "<table>_tally" instead
+ * of being found through an index on processed_at: a batch adds one row
+ * per type where the index added an entry per event (an eighth to a
+ * sixth of a drain).  Health, metrics and stats read their windows from
+ * it.  Buckets older than an hour are folded into minutes, older than a
+ * day into hours, so it stays small; a window's start is exact to the
+ * width of the buckets it falls in.  init and migrate make it, count the
+ * completions already recorded into it and drop the index. */
+
+#define TALLY_MINUTE_AFTER 3600   /* seconds before buckets become minutes */
+#define TALLY_HOUR_AFTER 86400    /* and minutes become hours */
+
+static int tally_exists(sq_store *s, int *out)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(s, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+	                 "name = :t || '_tally'", &st);
+	if (rc)
+		return rc;
+	bind_text(st, ":t", s->base.table);
+	rc = sqlite3_step(st);
+	*out = rc == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : sq_err(s, rc, "looking for the completion tally");
+}
+
+/* The tally, what the table has completed so far counted into it (in
+ * buckets as wide as the fold would have left them), and no index on
+ * processed_at: appended to an init's or migration's script. */
+static int tally_ddl(sq_store *s, evfi_buf *b)
+{
+	int have;
+	int rc = tally_exists(s, &have);
+	if (rc || have)
+		return rc;
+	evfi_buf_printf(b, "CREATE TABLE %s (span INTEGER NOT NULL, at INTEGER NOT NULL, "
+		"type TEXT NOT NULL, completed INTEGER NOT NULL, PRIMARY KEY (span, at, type)) "
+		"WITHOUT ROWID;\n", s->qtally);
+	evfi_buf_printf(b, "INSERT INTO %s (span, at, type, completed) "
+		"SELECT span, e - e %% span, type, count(*) FROM (SELECT type, e, CASE "
+		"WHEN e >= now - %d THEN 1 WHEN e >= now - %d THEN 60 ELSE 3600 END AS span "
+		"FROM (SELECT type, CAST(strftime('%%s', processed_at) AS INTEGER) AS e, "
+		"CAST(strftime('%%s', 'now') AS INTEGER) AS now FROM %s WHERE processed_at "
+		"IS NOT NULL AND processed = 1 AND error = 0 AND dead = 0) WHERE e IS NOT NULL) "
+		"GROUP BY 1, 2, 3;\n", s->qtally, TALLY_MINUTE_AFTER, TALLY_HOUR_AFTER, s->qt);
+	evfi_buf_printf(b, "DROP INDEX IF EXISTS \"%s_processed_at\";\n", s->base.table);
+	return 0;
+}
+
+/* Fold the buckets of one width older than `before` (a multiple of the
+ * wider width) into buckets of the wider one. */
+static int tally_fold_span(sq_store *s, int from, int to, int64_t before)
+{
+	char sql[512];
+	sqlite3_stmt *st;
+	int rc = 0;
+	snprintf(sql, sizeof sql, "INSERT INTO %s (span, at, type, completed) SELECT %d, "
+	         "at - at %% %d, type, sum(completed) FROM %s WHERE span = %d AND at < :before "
+	         "GROUP BY 2, 3 ON CONFLICT (span, at, type) DO UPDATE SET completed = "
+	         "completed + excluded.completed", s->qtally, to, to, s->qtally, from);
+	for (int step = 0; !rc && step < 2; step++) {
+		if (step)
+			snprintf(sql, sizeof sql, "DELETE FROM %s WHERE span = %d AND at < :before",
+			         s->qtally, from);
+		if ((rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL)) != SQLITE_OK)
+			return sq_err(s, rc, "folding the completion tally");
+		bind_int(st, ":before", before);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		rc = rc == SQLITE_DONE ? 0 : sq_err(s, rc, "folding the completion tally");
+	}
+	return rc;
+}
+
+static int cmp_type(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Add the completions whose lease was held (applied) to the tally, one
+ * row per type, and fold it once a minute; in the completion's
+ * transaction. */
+static int tally_add(sq_store *s, const evf_lease *leases, size_t n, const bool *applied,
+                     evf_time now)
+{
+	char sql[320];
+	sqlite3_stmt *st;
+	int64_t sec = now / 1000000;
+	size_t k = 0;
+	int rc = 0;
+
+	const char **types = malloc((n ? n : 1) * sizeof *types);
+	if (!types)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		if (applied[i] && leases[i].type)
+			types[k++] = leases[i].type;
+	if (k > 1) /* a batch is mostly of one type, but need not be */
+		qsort(types, k, sizeof *types, cmp_type);
+	snprintf(sql, sizeof sql, "INSERT INTO %s (span, at, type, completed) VALUES "
+	         "(1, :at, :type, :n) ON CONFLICT (span, at, type) DO UPDATE SET "
+	         "completed = completed + excluded.completed", s->qtally);
+	for (size_t i = 0, run; !rc && i < k; i += run) {
+		for (run = 1; i + run < k && !strcmp(types[i + run], types[i]); run++)
+			;
+		if ((rc = prepare(s, sql, &st)))
+			break;
+		bind_int(st, ":at", sec);
+		bind_text(st, ":type", types[i]);
+		bind_int(st, ":n", (int64_t)run);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		rc = rc == SQLITE_DONE ? 0 : sq_err(s, rc, "counting completions");
+	}
+	free(types);
+	if (rc || sec / 60 == s->folded)
+		return rc;
+	int64_t m = sec - TALLY_MINUTE_AFTER, h = sec - TALLY_HOUR_AFTER;
+	if ((rc = tally_fold_span(s, 1, 60, m - m % 60)) ||
+	    (rc = tally_fold_span(s, 60, 3600, h - h % 3600)))
+		return rc;
+	s->folded = sec / 60;
+	return 0;
+}
+
 static int detect_schema(sq_store *s)
 {
 	char sql[128];
@@ -193,7 +323,7 @@ static int detect_schema(sq_store *s)
 		return rc;
 	s->have_ext = have_ext;
 	s->extended = have_ext == EVFI_ALL_EXT;
-	return 0;
+	return s->extended ? tally_exists(s, &s->tally) : (s->tally = 0);
 }
 
 static int sq_schema_extended(evf_store *base)
@@ -272,8 +402,10 @@ static int schema_change(sq_store *s, bool migrate, bool dry_run, char **sql_out
 		evfi_ddl_columns(&b, false, s->base.opts->max_attempts);
 		evfi_buf_puts(&b, ");\n");
 	}
-	if (!(rc = drop_old_indexes(s, &b)))
+	if (!(rc = drop_old_indexes(s, &b))) {
 		evfi_ddl_indexes(&b, t, q, false);
+		rc = tally_ddl(s, &b);
+	}
 	if (rc) {
 		exec_sql(s, "ROLLBACK");
 		evfi_buf_free(&b);
@@ -318,6 +450,7 @@ static int schema_change(sq_store *s, bool migrate, bool dry_run, char **sql_out
 	}
 	rc = commit(s);
 	s->extended = -1;
+	s->tally = -1;
 	cache_clear(s); /* statements prepared against the old shape */
 	return rc;
 }
@@ -823,7 +956,7 @@ static int sq_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
  * table) and no second run. */
 static int lease_update(sq_store *s, const char *set, const char *worker_id,
                         const evf_lease *leases, size_t n, evf_time now,
-                        evf_time until, bool *applied, const char *what)
+                        evf_time until, bool *applied, bool tally, const char *what)
 {
 	char sql[640];
 	sqlite3_stmt *st;
@@ -840,21 +973,25 @@ static int lease_update(sq_store *s, const char *set, const char *worker_id,
 	bind_text(st, ":w", worker_id);
 	bind_time(st, ":now", now);
 	bind_time(st, ":until", until);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; !rc && i < n; i++) {
 		bind_int(st, ":id", leases[i].id);
 		bind_int(st, ":att", leases[i].attempts);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
+		if (rc != SQLITE_DONE)
 			rc = sq_err(s, rc, what);
-			if (!s->basic_tx)
-				rollback(s);
-			return rc;
-		}
-		if (applied)
+		else if ((rc = 0), applied)
 			applied[i] = sqlite3_changes(s->db) == 1;
 	}
-	return s->basic_tx ? 0 : commit(s);
+	if (!rc && tally)
+		rc = tally_add(s, leases, n, applied, now);
+	if (s->basic_tx)
+		return rc;
+	if (rc) {
+		rollback(s);
+		return rc;
+	}
+	return commit(s);
 }
 
 static int sq_complete(evf_store *base, const char *worker_id, const evf_lease *leases,
@@ -863,12 +1000,20 @@ static int sq_complete(evf_store *base, const char *worker_id, const evf_lease *
 	sq_store *s = SQ(base);
 	if (s->basic_tx)
 		return lease_update(s, "processed = 1, error = 0", worker_id, leases, n, evf_now(),
-		                    0, applied, "completing events");
+		                    0, applied, false, "completing events");
+	int rc = sq_schema_extended(base);
+	if (rc < 0)
+		return rc;
+	bool *mine = NULL, tally = s->tally == 1;
+	if (tally && !applied && !(applied = mine = calloc(n ? n : 1, sizeof *mine)))
+		return evfi_fail(EVF_ENOMEM, "out of memory");
 	/* error = 0 costs rows that never failed nothing: the (error, date)
 	 * index is partial (WHERE error = 1), so only rows leaving it touch it. */
-	return lease_update(s, "processed = 1, error = 0, processed_at = :now, locked_by = NULL, "
-	                    "locked_until = NULL", worker_id, leases, n, evf_now(), 0, applied,
-	                    "completing events");
+	rc = lease_update(s, "processed = 1, error = 0, processed_at = :now, locked_by = NULL, "
+	                  "locked_until = NULL", worker_id, leases, n, evf_now(), 0, applied,
+	                  tally, "completing events");
+	free(mine);
+	return rc;
 }
 
 static int sq_extend(evf_store *base, const char *worker_id, const evf_lease *leases,
@@ -878,7 +1023,7 @@ static int sq_extend(evf_store *base, const char *worker_id, const evf_lease *le
 		return 0; /* the transaction holds the rows as long as it lasts */
 	evf_time now = evf_now();
 	return lease_update(SQ(base), "locked_until = :until", worker_id, leases, n,
-	                    now, now + lock_ms * 1000, NULL, "extending leases");
+	                    now, now + lock_ms * 1000, NULL, false, "extending leases");
 }
 
 static int sq_release(evf_store *base, const char *worker_id, const evf_lease *leases,
@@ -888,7 +1033,7 @@ static int sq_release(evf_store *base, const char *worker_id, const evf_lease *l
 		return 0; /* untouched rows are simply not updated */
 	return lease_update(SQ(base), "locked_by = NULL, locked_until = NULL, "
 	                    "attempts = MAX(attempts - 1, 0)", worker_id, leases, n,
-	                    0, 0, NULL, "releasing events");
+	                    0, 0, NULL, false, "releasing events");
 }
 
 static int sq_fail(evf_store *base, const char *worker_id, const evf_failure_rec *recs,
@@ -1241,21 +1386,34 @@ static int sq_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
 	if (a == EVF_ACTION_SET_MAX_ATTEMPTS)
 		evfi_buf_puts(&sql, ":arg");
 	where_clause(s, &sql, f, ext, false);
+	/* an operator's completions count as completions */
+	bool count = a == EVF_ACTION_MARK_PROCESSED && s->tally == 1;
+	if (count)
+		evfi_buf_puts(&sql, " RETURNING type");
 	if ((rc = begin(s)))
 		return evfi_wrap(rc, "%s", evf_action_name(a));
-	if ((rc = prepare_filtered(s, &sql, f, evf_now(), &st))) {
+	evf_time now = evf_now();
+	if ((rc = prepare_filtered(s, &sql, f, now, &st))) {
 		rollback(s);
 		return rc;
 	}
 	bind_int(st, ":arg", arg);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		rc = sq_err(s, rc, evf_action_name(a));
-		rollback(s);
-		return rc;
+	int64_t n = 0;
+	int err = 0;
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		evf_lease one = { .type = (const char *)sqlite3_column_text(st, 0) };
+		bool yes = true;
+		n++;
+		err = tally_add(s, &one, 1, &yes, now);
 	}
-	*affected = sqlite3_changes(s->db);
+	if (!err && rc != SQLITE_DONE)
+		err = sq_err(s, rc, evf_action_name(a));
+	sqlite3_finalize(st);
+	if (err) {
+		rollback(s);
+		return err;
+	}
+	*affected = count ? n : sqlite3_changes(s->db);
 	return commit(s);
 }
 
@@ -1485,7 +1643,7 @@ static int sq_drop(evf_store *base)
 {
 	sq_store *s = SQ(base);
 	sqlite3_stmt *st;
-	char sql[128];
+	char sql[256];
 	int rc;
 	/* only an event table (or none): never somebody else's table */
 	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
@@ -1495,11 +1653,14 @@ static int sq_drop(evf_store *base)
 	bool exists = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
 	sqlite3_finalize(st);
 	s->extended = -1;
+	s->tally = 0;
 	if (exists && (rc = sq_schema_extended(base)) < 0)
 		return evfi_wrap(rc, "not dropped");
 	if ((rc = begin(s)))
 		return rc;
-	snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s", s->qt);
+	/* its tally with it (known to be its own: found with the table) */
+	snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s;%s%s", s->qt,
+	         s->tally == 1 ? " DROP TABLE " : "", s->tally == 1 ? s->qtally : "");
 	if ((rc = exec_sql(s, sql)))
 		goto fail;
 	if (sqlite3_prepare_v2(s->db, "DELETE FROM evf_schema WHERE table_name = :t", -1, &st,
@@ -1510,6 +1671,7 @@ static int sq_drop(evf_store *base)
 	} /* no evf_schema table: nothing to forget */
 	cache_clear(s);
 	s->extended = -1;
+	s->tally = -1;
 	return commit(s);
 fail:
 	rollback(s);
@@ -1558,9 +1720,16 @@ static int sq_activity(evf_store *base, evf_time since, evf_activity *out)
 	sq_store *s = SQ(base);
 	evfi_buf sql = { 0 };
 	sqlite3_stmt *st;
+	char completed[200];
 	int rc;
 
-	evfi_sql_activity(&sql, false, s->qt, ":since");
+	if ((rc = sq_schema_extended(base)) < 0)
+		return rc;
+	/* buckets that start in the window: exact to the second for the
+	 * last hour, to the minute for the last day */
+	snprintf(completed, sizeof completed, "SELECT type, sum(completed) AS n FROM %s "
+	         "WHERE span IN (1, 60, 3600) AND at >= :since_s GROUP BY type", s->qtally);
+	evfi_sql_activity(&sql, false, s->qt, ":since", s->tally == 1 ? completed : NULL);
 	if (sql.oom) {
 		evfi_buf_free(&sql);
 		return evfi_fail(EVF_ENOMEM, "out of memory");
@@ -1570,6 +1739,7 @@ static int sq_activity(evf_store *base, evf_time since, evf_activity *out)
 	if (rc != SQLITE_OK)
 		return sq_err(s, rc, "counting recent activity");
 	bind_time(st, ":since", since);
+	bind_int(st, ":since_s", since > 0 ? since / 1000000 : 0);
 	int err = 0;
 	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
 		err = evfi_activity_add(out, (const char *)sqlite3_column_text(st, 0),
@@ -1872,6 +2042,8 @@ static sq_store *sq_new(const evf_options *o, const char *table)
 	s->base.table = table;
 	s->extended = -1;
 	snprintf(s->qt, sizeof s->qt, "\"%s\"", table); /* validated identifier */
+	snprintf(s->qtally, sizeof s->qtally, "\"%s_tally\"", table);
+	s->tally = -1;
 	return s;
 }
 

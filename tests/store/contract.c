@@ -368,7 +368,7 @@ static void test_complete_and_stale_worker(void **state)
 	int64_t id = emit(db, "t", "{}");
 	evf_event **evs;
 	assert_int_equal(claim(db, "stale", 1, 30, &evs), 1);
-	evf_lease old = { evs[0]->id, evs[0]->attempts };
+	evf_lease old = { .id = evs[0]->id, .attempts = evs[0]->attempts };
 	free_events(evs, 1);
 	tu_sleep_ms(80);
 	assert_int_equal(state_of(db, id), EVF_STATE_STUCK);
@@ -377,7 +377,7 @@ static void test_complete_and_stale_worker(void **state)
 	/* another worker reclaims; the attempt counts */
 	assert_int_equal(claim(db, "fresh", 1, 60000, &evs), 1);
 	assert_int_equal(evs[0]->attempts, 2);
-	evf_lease cur = { evs[0]->id, evs[0]->attempts };
+	evf_lease cur = { .id = evs[0]->id, .attempts = evs[0]->attempts };
 	free_events(evs, 1);
 
 	/* the stale worker can neither complete nor fail nor extend it */
@@ -421,7 +421,7 @@ static void test_complete_mixed_batch(void **state)
 	evf_event **evs;
 	/* the first fails once and is ready again at once */
 	assert_int_equal(claim(db, "w", 1, 60000, &evs), 1);
-	evf_failure_rec fr = { .lease = { evs[0]->id, evs[0]->attempts }, .message = "once" };
+	evf_failure_rec fr = { .lease = { evs[0]->id, evs[0]->attempts, evs[0]->type }, .message = "once" };
 	free_events(evs, 1);
 	bool one = false;
 	EVF_OK_OR_FAIL(s->ops->fail_batch(s, "w", &fr, 1, &one));
@@ -435,7 +435,7 @@ static void test_complete_mixed_batch(void **state)
 		assert_int_equal(evs[i]->id, ids[k]);
 		assert_string_equal(evs[i]->locked_by, "w");
 		assert_int_equal(evs[i]->state, EVF_STATE_RUNNING);
-		l[k] = (evf_lease){ evs[i]->id, evs[i]->attempts };
+		l[k] = (evf_lease){ .id = evs[i]->id, .attempts = evs[i]->attempts };
 	}
 	assert_int_equal(l[0].attempts, 2);
 	free_events(evs, 4);
@@ -463,7 +463,7 @@ static void test_complete_mixed_batch(void **state)
 	size_t n = claim(db, "w", 10, 60000, &evs);
 	assert_int_equal(n, 3);
 	for (size_t i = 0; i < n; i++)
-		l[i] = (evf_lease){ evs[i]->id, evs[i]->attempts };
+		l[i] = (evf_lease){ .id = evs[i]->id, .attempts = evs[i]->attempts };
 	free_events(evs, n);
 	memset(ap, 0, sizeof ap);
 	EVF_OK_OR_FAIL(s->ops->complete(s, "w", l, n, ap));
@@ -482,7 +482,7 @@ static void test_extend_and_release(void **state)
 	int64_t id = emit(db, "t", "{}");
 	evf_event **evs;
 	assert_int_equal(claim(db, "w", 1, 50, &evs), 1);
-	evf_lease l = { evs[0]->id, evs[0]->attempts };
+	evf_lease l = { .id = evs[0]->id, .attempts = evs[0]->attempts };
 	free_events(evs, 1);
 	EVF_OK_OR_FAIL(s->ops->extend(s, "w", &l, 1, 60000));
 	tu_sleep_ms(100);
@@ -1691,7 +1691,7 @@ static void test_state_rule_sql_matches_c(void **state)
 	EVF_OK_OR_FAIL(db->store->ops->claim(db->store, &cl, &evs, &n));
 	evf_lease l[3];
 	for (size_t i = 0; i < n; i++)
-		l[i] = (evf_lease){ evs[i]->id, evs[i]->attempts };
+		l[i] = (evf_lease){ .id = evs[i]->id, .attempts = evs[i]->attempts };
 	free_events(evs, n);
 	evf_failure_rec fr[2] = {
 		{ .lease = l[0], .message = "m", .retry_ms = 3600000 },
@@ -1714,7 +1714,7 @@ static void test_state_rule_sql_matches_c(void **state)
 	cl.types = (const char *[]){ "d" };
 	cl.lock_ms = 60000;
 	EVF_OK_OR_FAIL(db->store->ops->claim(db->store, &cl, &evs, &n));
-	evf_lease ld = { evs[0]->id, evs[0]->attempts };
+	evf_lease ld = { .id = evs[0]->id, .attempts = evs[0]->attempts };
 	free_events(evs, n);
 	bool one;
 	EVF_OK_OR_FAIL(db->store->ops->complete(db->store, "w", &ld, 1, &one));

@@ -202,6 +202,10 @@ static void assert_index_set(void)
 	assert_int_equal(index_partial("evf_event_processed_type"), -1);
 	assert_int_equal(index_partial("evf_event_error_date"), 1);
 	assert_int_equal(index_partial("evf_event_idempotency"), 1);
+	/* completions are tallied, not indexed */
+	assert_int_equal(index_partial("evf_event_processed_at"), -1);
+	assert_int_equal(query_int("SELECT count(*) FROM sqlite_master WHERE name = ?",
+	                           "evf_event_tally", -1), 1);
 }
 
 /* The index set an emit and a completion pay for: type filters use
@@ -308,6 +312,143 @@ static void test_batch_failure_inserts_nothing(void **state)
 	sqlite3_close(conn);
 }
 
+static int h_done(evf_job *job, const evf_event *ev, void *user)
+{
+	(void)job;
+	(void)ev;
+	(void)user;
+	return 0;
+}
+
+/* A worker that completes every event of the given types. */
+static evf_worker *completer(evf_db *db, const char *const *types, size_t n)
+{
+	evf_worker_options wo = EVF_WORKER_OPTIONS_INIT;
+	wo.once = true;
+	evf_worker *w;
+	EVF_OK_OR_FAIL(evf_worker_new(&w, db, &wo));
+	for (size_t i = 0; i < n; i++)
+		EVF_OK_OR_FAIL(evf_register(w, types[i], h_done, NULL));
+	return w;
+}
+
+/* Emit n events of a type and let a worker complete them. */
+static void complete_n(evf_db *db, const char *type, int n)
+{
+	for (int i = 0; i < n; i++)
+		EVF_OK_OR_FAIL(evf_emit(db, type, "{}", NULL, NULL));
+	evf_worker *w = completer(db, &type, 1);
+	EVF_OK_OR_FAIL(evf_worker_run(w));
+	evf_worker_free(w);
+}
+
+static int64_t completed_since(evf_db *db, int64_t seconds_ago)
+{
+	evf_activity *a;
+	EVF_OK_OR_FAIL(evf_activity_get(db, evf_now() - seconds_ago * 1000000, &a));
+	int64_t n = a->all.completed;
+	evf_activity_free(a);
+	return n;
+}
+
+/* Completions, an operator's included, are counted per second in the
+ * tally; buckets older than an hour become minutes, older than a day
+ * hours, and every window still counts them. */
+static void test_tally_counts_and_folds(void **state)
+{
+	(void)state;
+	evf_options o = EVF_OPTIONS_INIT;
+	evf_db *db;
+	EVF_OK_OR_FAIL(open_fresh(&db, &o));
+	complete_n(db, "a", 3);
+	assert_int_equal(completed_since(db, 60), 3);
+	EVF_OK_OR_FAIL(evf_emit(db, "b", "{}", NULL, NULL));
+	EVF_OK_OR_FAIL(evf_emit(db, "b", "{}", NULL, NULL));
+	evf_filter f = EVF_FILTER_INIT;
+	f.type = "b";
+	int64_t n = 0;
+	EVF_OK_OR_FAIL(evf_act(db, EVF_ACTION_MARK_PROCESSED, &f, 0, false, &n));
+	assert_int_equal(n, 2);
+	assert_int_equal(completed_since(db, 60), 5);
+	evf_activity *a;
+	EVF_OK_OR_FAIL(evf_activity_get(db, evf_now() - 60 * 1000000LL, &a));
+	assert_int_equal(a->ntypes, 2);
+	assert_string_equal(a->types[1].type, "b");
+	assert_int_equal(a->types[1].c.completed, 2);
+	evf_activity_free(a);
+	/* one batch of interleaved types: a row per type */
+	const char *mixed[] = { "m2", "m1", "m2", "m1", "m2" };
+	for (size_t i = 0; i < 5; i++)
+		EVF_OK_OR_FAIL(evf_emit(db, mixed[i], "{}", NULL, NULL));
+	evf_worker *w = completer(db, mixed, 2);
+	size_t got;
+	EVF_OK_OR_FAIL(evf_worker_step(w, &got));
+	assert_int_equal(got, 5);
+	evf_worker_free(w);
+	EVF_OK_OR_FAIL(evf_activity_get(db, evf_now() - 60 * 1000000LL, &a));
+	assert_int_equal(a->all.completed, 10);
+	assert_int_equal(a->ntypes, 4);
+	assert_string_equal(a->types[2].type, "m1");
+	assert_int_equal(a->types[2].c.completed, 2);
+	assert_string_equal(a->types[3].type, "m2");
+	assert_int_equal(a->types[3].c.completed, 3);
+	evf_activity_free(a);
+	evf_close(db);
+
+	/* seconds from two hours ago, a minute from two days ago */
+	assert_int_equal(exec_raw("INSERT INTO evf_event_tally SELECT 1, now - 7200, 'a', 4 "
+		"FROM (SELECT CAST(strftime('%s', 'now') AS INTEGER) AS now); "
+		"INSERT INTO evf_event_tally SELECT 1, now - 7199, 'a', 1 "
+		"FROM (SELECT CAST(strftime('%s', 'now') AS INTEGER) AS now); "
+		"INSERT INTO evf_event_tally SELECT 60, m - m % 60, 'a', 6 "
+		"FROM (SELECT CAST(strftime('%s', 'now') AS INTEGER) - 172800 AS m)"), 0);
+	EVF_OK_OR_FAIL(reopen(&db, &o));
+	assert_int_equal(completed_since(db, 3 * 86400), 21);
+	complete_n(db, "a", 1); /* a new connection's first completion folds */
+	assert_int_equal(query_int("SELECT count(*) FROM evf_event_tally WHERE span = 1 AND "
+		"at < CAST(strftime('%s', 'now') AS INTEGER) - 3600 AND ? IS NOT NULL", "", -1), 0);
+	assert_int_equal(query_int("SELECT sum(completed) FROM evf_event_tally WHERE span = 60 "
+		"AND ? IS NOT NULL", "", -1), 5);
+	assert_int_equal(query_int("SELECT sum(completed) FROM evf_event_tally WHERE span = 3600 "
+		"AND ? IS NOT NULL", "", -1), 6);
+	assert_int_equal(completed_since(db, 60), 11);
+	assert_int_equal(completed_since(db, 3 * 3600), 16);
+	assert_int_equal(completed_since(db, 3 * 86400), 22);
+	evf_close(db);
+}
+
+/* A table made before the tally keeps counting through processed_at
+ * until its next init, which tallies what it had completed (not what
+ * failed) and drops the index; a second init counts nothing twice. */
+static void test_tally_made_from_processed_at(void **state)
+{
+	(void)state;
+	evf_options o = EVF_OPTIONS_INIT;
+	evf_db *db;
+	EVF_OK_OR_FAIL(open_fresh(&db, &o));
+	complete_n(db, "a", 2);
+	evf_close(db);
+	assert_int_equal(exec_raw("DROP TABLE evf_event_tally; CREATE INDEX "
+		"evf_event_processed_at ON evf_event (processed_at) WHERE processed_at IS NOT NULL; "
+		"UPDATE evf_event SET processed_at = strftime('%Y-%m-%d %H:%M:%f', 'now', "
+		"'-2 hours') WHERE id = 1; INSERT INTO evf_event (type, parameters, date, processed, "
+		"error, processed_at) VALUES ('x', '{}', '2026-01-01 00:00:00', 1, 1, "
+		"strftime('%Y-%m-%d %H:%M:%f', 'now'))"), 0);
+	EVF_OK_OR_FAIL(reopen(&db, &o));
+	assert_int_equal(completed_since(db, 60), 1);
+	assert_int_equal(completed_since(db, 3 * 3600), 2);
+	complete_n(db, "c", 1);
+	assert_int_equal(completed_since(db, 60), 2);
+	EVF_OK_OR_FAIL(evf_init(db));
+	assert_index_set();
+	assert_int_equal(completed_since(db, 60), 2);
+	assert_int_equal(completed_since(db, 3 * 3600), 3);
+	EVF_OK_OR_FAIL(evf_init(db));
+	assert_int_equal(completed_since(db, 3 * 3600), 3);
+	complete_n(db, "c", 1);
+	assert_int_equal(completed_since(db, 60), 3);
+	evf_close(db);
+}
 
 static const struct CMUnitTest sqlite_tests[] = {
 	cmocka_unit_test(test_outbox_joins_callers_transaction),
@@ -315,6 +456,8 @@ static const struct CMUnitTest sqlite_tests[] = {
 	cmocka_unit_test(test_missing_file_is_not_created),
 	cmocka_unit_test(test_index_set_replaces_older_one),
 	cmocka_unit_test(test_batch_failure_inserts_nothing),
+	cmocka_unit_test(test_tally_counts_and_folds),
+	cmocka_unit_test(test_tally_made_from_processed_at),
 };
 
 int main(void)
