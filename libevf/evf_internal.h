@@ -155,6 +155,8 @@ int evfi_activity_add(evf_activity *out, const char *type, int64_t completed,
 bool evfi_action_needs_ext(evf_action a);
 /* qsort comparator for evf_event *: priority, not_before, id. */
 int evfi_cmp_claim_order(const void *a, const void *b);
+/* Put claimed events in claim order (priority, not_before, id). */
+void evfi_sort_claimed(evf_event **evs, size_t n);
 /* Query callback that copies the first event into *(evf_event **)user. */
 int evfi_keep_first(const evf_event *ev, void *user);
 /* Add a (type, state, count) row, rows sorted by type. */

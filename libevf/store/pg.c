@@ -1323,7 +1323,7 @@ static int pg_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 		}
 	}
 	PQclear(r);
-	qsort(evs, (size_t)rows, sizeof *evs, evfi_cmp_claim_order);
+	evfi_sort_claimed(evs, (size_t)rows);
 	*out = evs;
 	*n = (size_t)rows;
 	return 0;

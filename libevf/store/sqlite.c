@@ -139,16 +139,34 @@ static void bind_time(sqlite3_stmt *st, const char *name, evf_time t)
 
 /* ---- transactions -------------------------------------------------------- */
 
+/* BEGIN and COMMIT of the hot paths from the statement cache: through
+ * sqlite3_exec they were parsed again each time, 4% of a drain. */
+static int tx_step(sq_store *s, const char *sql)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(s, sql, &st);
+	if (rc)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		rc = evfi_fail(rc == SQLITE_BUSY ? EVF_EBUSY : EVF_ESTORE, "%s",
+		               sqlite3_errmsg(s->db));
+	else
+		rc = 0;
+	sqlite3_reset(st);
+	return rc;
+}
+
 static int begin(sq_store *s)
 {
-	return s->basic_tx ? 0 : exec_sql(s, "BEGIN IMMEDIATE");
+	return s->basic_tx ? 0 : tx_step(s, "BEGIN IMMEDIATE");
 }
 
 static int commit(sq_store *s)
 {
 	if (s->basic_tx)
 		return 0;
-	int rc = exec_sql(s, "COMMIT");
+	int rc = tx_step(s, "COMMIT");
 	if (rc)
 		exec_sql(s, "ROLLBACK");
 	return rc;
@@ -267,8 +285,12 @@ static int tally_add(sq_store *s, const evf_lease *leases, size_t n, const bool 
 	for (size_t i = 0; i < n; i++)
 		if (applied[i] && leases[i].type)
 			types[k++] = leases[i].type;
-	if (k > 1) /* a batch is mostly of one type, but need not be */
-		qsort(types, k, sizeof *types, cmp_type);
+	/* a batch is mostly of one type, but need not be */
+	for (size_t i = 1; i < k; i++)
+		if (strcmp(types[i], types[0])) {
+			qsort(types, k, sizeof *types, cmp_type);
+			break;
+		}
 	snprintf(sql, sizeof sql, "INSERT INTO %s (span, at, type, completed) VALUES "
 	         "(1, :at, :type, :n) ON CONFLICT (span, at, type) DO UPDATE SET "
 	         "completed = completed + excluded.completed", s->qtally);
@@ -787,12 +809,28 @@ static char *glob_of(const char *pattern);
 /* "[1,2,3]" for json_each. */
 static char *json_ids(const int64_t *ids, size_t n)
 {
-	evfi_buf b = { 0 };
-	evfi_buf_add(&b, "[", 1);
-	for (size_t i = 0; i < n; i++)
-		evfi_buf_printf(&b, "%s%lld", i ? "," : "", (long long)ids[i]);
-	evfi_buf_add(&b, "]", 1);
-	return b.oom ? (evfi_buf_free(&b), NULL) : b.data;
+	/* by hand: a printf per id was 5% of a drain */
+	char *out = malloc(n * 21 + 3), *p = out;
+	if (!out)
+		return NULL;
+	*p++ = '[';
+	for (size_t i = 0; i < n; i++) {
+		char digits[20];
+		uint64_t v = ids[i] < 0 ? 0 - (uint64_t)ids[i] : (uint64_t)ids[i];
+		int k = 0;
+		if (i)
+			*p++ = ',';
+		if (ids[i] < 0)
+			*p++ = '-';
+		do
+			digits[k++] = (char)('0' + v % 10);
+		while ((v /= 10));
+		while (k)
+			*p++ = digits[--k];
+	}
+	*p++ = ']';
+	*p = '\0';
+	return out;
 }
 
 /* The event as the claim leaves it: one more attempt, held by us. */
@@ -939,7 +977,7 @@ static int sq_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 		free(evs);
 		return rc;
 	}
-	qsort(evs, got, sizeof *evs, evfi_cmp_claim_order);
+	evfi_sort_claimed(evs, got);
 	*out = evs;
 	*n = got;
 	return 0;
