@@ -48,4 +48,28 @@ run bench --max-rows 20000000
 expect_exit 2
 check "the event table was never touched" test "$(count_events)" = 0
 
+# ---- the minimal loop of evfctl(1) BENCHMARKS builds and drains --------------
+if pkg-config --exists libpq sqlite3 2>/dev/null; then
+	loop_src="${EVF_TEST_SRCDIR:-.}/docs/peers/minimal-loop.c"
+	# shellcheck disable=SC2086 # the build's flags are word lists
+	if ${EVF_TEST_CC:-cc} ${EVF_TEST_CFLAGS:-} $(pkg-config --cflags libpq sqlite3) \
+		-o "$T/minimal-loop" "$loop_src" ${EVF_TEST_LDFLAGS:-} \
+		$(pkg-config --libs libpq sqlite3) 2>"$T/cc.err"; then
+		pass "minimal-loop.c compiles"
+		if [ "$BACKEND" = pg ]; then
+			set -- pg "$DB" 2000 100 2
+		else
+			set -- sqlite "$T/loop.db" 2000 100
+		fi
+		"$T/minimal-loop" "$@" >"$T/out" 2>"$T/err"
+		status=$?
+		last="minimal-loop $BACKEND"
+		expect_exit 0
+		expect_stdout_contains "2000 rows, batch 100"
+		expect_stdout_contains "rows/s"
+	else
+		fail "minimal-loop.c compiles: $(head -3 "$T/cc.err")"
+	fi
+fi
+
 finish
