@@ -38,13 +38,19 @@ static double now_ms(void)
 	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
-static int open_scratch(const bench_config *c, evf_db **db)
+static int open_scratch_waking(const bench_config *c, evf_db **db, bool wake)
 {
 	evf_options o = EVF_OPTIONS_INIT;
 	o.table = c->table;
 	o.create = true;
 	o.poll_interval_ms = c->poll_ms;
+	o.no_wake = !wake;
 	return evf_open(db, c->url, &o);
+}
+
+static int open_scratch(const bench_config *c, evf_db **db)
+{
+	return open_scratch_waking(c, db, true);
 }
 
 static int recreate(const bench_config *c)
@@ -263,6 +269,7 @@ static int worker_child(const bench_config *c, int index, void *arg)
 typedef struct emit_plan {
 	int64_t per_client;  /* events each, or */
 	double seconds;      /* emit until this long after the start */
+	bool no_wake;        /* send idle workers no NOTIFY */
 } emit_plan;
 
 static int emit_child(const bench_config *c, int index, void *arg)
@@ -271,7 +278,7 @@ static int emit_child(const bench_config *c, int index, void *arg)
 	double until = now_ms() + plan->seconds * 1e3;
 	char params[64];
 	evf_db *db;
-	int rc = open_scratch(c, &db);
+	int rc = open_scratch_waking(c, &db, !plan->no_wake);
 	if (rc)
 		return rc;
 	for (int64_t i = 0; !rc && (plan->per_client ? i < plan->per_client : now_ms() < until); i++) {
@@ -290,17 +297,29 @@ static int child_failed(const char *what)
 
 /* ---- the phases ------------------------------------------------------------------- */
 
-static int phase_emit(const bench_config *c, bench_results *out)
+/* One event per transaction from C clients at once. */
+static int emit_singles(const bench_config *c, bool wake, double *rate)
 {
 	int64_t single = c->events < 20000 ? c->events : 20000;
-	emit_plan plan = { single / c->concurrency > 0 ? single / c->concurrency : 1, 0 };
+	emit_plan plan = { single / c->concurrency > 0 ? single / c->concurrency : 1, 0, !wake };
 	double ms;
 	int rc;
 	if ((rc = fresh_table(c)))
 		return rc;
 	if (run_all(c, c->concurrency, emit_child, &plan, &ms, NULL))
 		return child_failed("an emitting client");
-	out->emit_single_per_s = plan.per_client * c->concurrency / (ms / 1e3);
+	*rate = plan.per_client * c->concurrency / (ms / 1e3);
+	return 0;
+}
+
+static int phase_emit(const bench_config *c, bench_results *out)
+{
+	int rc;
+	if ((rc = emit_singles(c, true, &out->emit_single_per_s)))
+		return rc;
+	/* what the wake-up costs: only PostgreSQL sends one (NOTIFY) */
+	if (out->pg && (rc = emit_singles(c, false, &out->emit_single_no_wake_per_s)))
+		return rc;
 	if ((rc = fresh_table(c)))
 		return rc;
 	double t0 = now_ms();
@@ -435,7 +454,7 @@ static int phase_latency(const bench_config *c, bench_results *out)
 
 static int phase_mixed(const bench_config *c, bench_results *out)
 {
-	emit_plan plan = { 0, c->duration_ms / 1e3 };
+	emit_plan plan = { 0, c->duration_ms / 1e3, false };
 	pid_t workers[256], emitters[256];
 	int wgate, egate, rc;
 	if ((rc = fresh_table(c)))
@@ -554,6 +573,7 @@ int bench_run(const bench_config *c, bench_results *out)
 	if ((rc = open_scratch(c, &db)))
 		return rc;
 	rc = evf_db_durability(db, out->durability, sizeof out->durability);
+	out->pg = !strcmp(evf_db_backend(db), "postgresql");
 	evf_close(db);
 	for (size_t i = 0; !rc && i < sizeof phases / sizeof *phases; i++)
 		if (c->phases & phases[i].bit)

@@ -36,7 +36,9 @@ typedef struct bench_scale_point {
 
 typedef struct bench_results {
 	char durability[200];
+	bool pg;                 /* the database is PostgreSQL */
 	double emit_single_per_s, emit_per_s;
+	double emit_single_no_wake_per_s; /* PostgreSQL: without the NOTIFY */
 	double drain_per_s, drain_exec_per_s;
 	int64_t exec_events;
 	long worker_max_rss_kb;  /* the no-op drain's largest worker, peak */

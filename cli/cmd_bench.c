@@ -64,6 +64,9 @@ static void report_json(const bench_config *c, const bench_results *r)
 	if (c->phases & BENCH_EMIT) {
 		cli_json_add_number(o, "emit_per_s", r->emit_per_s);
 		cli_json_add_number(o, "emit_single_per_s", r->emit_single_per_s);
+		if (r->pg)
+			cli_json_add_number(o, "emit_single_no_wake_per_s",
+			                    r->emit_single_no_wake_per_s);
 	}
 	if (c->phases & BENCH_DRAIN) {
 		cli_json_add_number(o, "drain_per_s", r->drain_per_s);
@@ -109,6 +112,10 @@ static void report_text(const bench_config *c, const bench_results *r)
 	if (c->phases & BENCH_EMIT) {
 		printf("emit, batched (COPY on PostgreSQL)  %12.0f events/s\n", r->emit_per_s);
 		printf("emit, one per transaction         %12.0f events/s\n", r->emit_single_per_s);
+		if (r->pg && r->emit_single_no_wake_per_s > 0)
+			printf("  the same without wake-ups       %12.0f events/s (with them: %.0f%%)\n",
+			       r->emit_single_no_wake_per_s,
+			       100 * r->emit_single_per_s / r->emit_single_no_wake_per_s);
 	}
 	if (c->phases & BENCH_DRAIN) {
 		printf("drain, in-process no-op handler   %12.0f events/s\n", r->drain_per_s);

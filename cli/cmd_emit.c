@@ -269,7 +269,7 @@ int cmd_emit(const cli_ctx *ctx, int argc, char **argv)
 {
 	enum {
 		OPT_KEY = CLI_OPT_COMMAND, OPT_PRIORITY, OPT_IN, OPT_AT,
-		OPT_CORRELATION_ID, OPT_MAX_ATTEMPTS, OPT_STDIN
+		OPT_CORRELATION_ID, OPT_MAX_ATTEMPTS, OPT_STDIN, OPT_NO_WAKE
 	};
 	static const struct option longopts[] = {
 		{ "key", required_argument, NULL, OPT_KEY },
@@ -279,6 +279,7 @@ int cmd_emit(const cli_ctx *ctx, int argc, char **argv)
 		{ "correlation-id", required_argument, NULL, OPT_CORRELATION_ID },
 		{ "max-attempts", required_argument, NULL, OPT_MAX_ATTEMPTS },
 		{ "stdin", no_argument, NULL, OPT_STDIN },
+		{ "no-wake", no_argument, NULL, OPT_NO_WAKE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -313,6 +314,9 @@ int cmd_emit(const cli_ctx *ctx, int argc, char **argv)
 			break;
 		case OPT_STDIN:
 			from_stdin = true;
+			break;
+		case OPT_NO_WAKE:
+			rc = cli_set(ctx, "evf.wake", "no", "--no-wake");
 			break;
 		default:
 			return cli_option_error(ctx, c, argv);

@@ -31,7 +31,9 @@ static const cli_command commands[] = {
 	  "  --max-attempts N       tries before the event is dead-lettered\n"
 	  "  --stdin                read one JSON object per line: type, parameters,\n"
 	  "                         key, priority, correlation_id, max_attempts, in|at;\n"
-	  "                         all lines are checked before any is written\n",
+	  "                         all lines are checked before any is written\n"
+	  "  --no-wake              PostgreSQL: send idle workers no NOTIFY; they find\n"
+	  "                         the events at their next poll\n",
 	  cmd_emit },
 	{ "process", "[OPTIONS]",
 	  "run a worker: claim ready events and run their handlers",

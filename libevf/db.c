@@ -1,14 +1,16 @@
 /* db.c - opening a database: URL to backend, options, schema entry points. */
 #include "evf_internal.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 void evfi_options_resolve(evf_options *dst, const evf_options *src)
 {
 	evf_options d = EVF_OPTIONS_INIT;
+	/* a caller built against version 1 passed a shorter struct */
 	if (src)
-		d = *src;
+		memcpy(&d, src, src->version < 2 ? offsetof(evf_options, no_wake) : sizeof d);
 	if (!d.table)
 		d.table = "evf_event";
 	if (d.lock_timeout_ms <= 0)

@@ -134,7 +134,7 @@ char *evf_event_to_json(const evf_event *ev, bool pretty);
 
 typedef struct evf_db evf_db;
 
-#define EVF_OPTIONS_VERSION 1
+#define EVF_OPTIONS_VERSION 2
 typedef struct evf_options {
 	unsigned version;
 	const char *table;        /* default "evf_event" */
@@ -148,8 +148,11 @@ typedef struct evf_options {
 	bool no_listen;           /* PostgreSQL: poll only, never LISTEN, and
 	                             prepare no named statements (for PgBouncer
 	                             in transaction mode) */
+	/* Version 2.  PostgreSQL: emits send no NOTIFY; idle workers find
+	 * the events at their next poll. */
+	bool no_wake;
 } evf_options;
-#define EVF_OPTIONS_INIT { EVF_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, 0, false, false }
+#define EVF_OPTIONS_INIT { EVF_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, 0, false, false, false }
 
 /* Open by URL: "sqlite:PATH", "sqlite://PATH", a bare path, or
  * "postgresql://..." / a libpq conninfo.  A missing SQLite file is
@@ -626,6 +629,7 @@ typedef struct evf_settings {
 	int concurrency;                /* [evf] concurrency */
 	const evf_rate_limit *rates;    /* [rates], then [global_rates] */
 	size_t nrates;
+	bool wake;                      /* [evf] wake; false: emits send no NOTIFY */
 } evf_settings;
 
 /* The defaults, each with source "default".  *out is the caller's:

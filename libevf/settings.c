@@ -55,6 +55,7 @@ static const struct key keys[] = {
 	{ "evf", "batch_size", "EVF_BATCH_SIZE", K_INT, "100", 1, 10000, F(evf.batch_size) },
 	{ "evf", "concurrency", "EVF_CONCURRENCY", K_INT, "1", 1, EVFI_MAX_CONCURRENCY, F(concurrency) },
 	{ "evf", "listen", "EVF_LISTEN", K_BOOL, "yes", 0, 0, F(evf.listen) },
+	{ "evf", "wake", "EVF_WAKE", K_BOOL, "yes", 0, 0, F(wake) },
 	{ "evf", "exec_timeout", "EVF_EXEC_TIMEOUT", K_DURATION, "0", 0, DUR_MAX, F(evf.exec_timeout_ms) },
 	{ "evf", "worker_name", "EVF_WORKER_NAME", K_STRING, NULL, 0, 0, F(evf.worker_name) },
 	{ "evf", "log_format", "EVF_LOG_FORMAT", K_LOG_FORMAT, "logfmt", 0, 0, F(evf.log_format) },
@@ -954,6 +955,7 @@ void evf_settings_options(const evf_settings *s, evf_options *out)
 	out->backoff_max_ms = s->evf.backoff_max_ms;
 	out->busy_timeout_ms = s->evf.busy_timeout_ms;
 	out->no_listen = !s->evf.listen;
+	out->no_wake = !s->wake;
 }
 
 void evf_settings_worker_options(const evf_settings *s, evf_worker_options *out)

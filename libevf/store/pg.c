@@ -29,6 +29,7 @@ typedef struct pg_store {
 	bool borrowed;
 	bool listening;
 	bool listen_wanted;
+	bool wake;       /* emits NOTIFY idle workers */
 	bool basic_tx;    /* a basic-table batch holds its rows in a transaction */
 	unsigned have_ext; /* extended columns present (bits of store/ddl.c) */
 	int extended;
@@ -1071,6 +1072,18 @@ static void notify_query(pg_store *s, pgq *q)
 	q_sql(q, ", '')");
 }
 
+/* The wake-up after a commit: NOTIFY in a transaction that does not wait
+ * for its WAL flush.  One statement, in the implicit transaction the
+ * pipeline's sync commits, where set_config(..., true) is SET LOCAL:
+ * as a BEGIN, SET LOCAL, NOTIFY and COMMIT of its own it cost a single
+ * emit a quarter of its rate. */
+static void wake_query(pg_store *s, pgq *q)
+{
+	q_sql(q, "SELECT set_config('synchronous_commit', 'off', true), pg_notify(");
+	q_arg(q, s->channel);
+	q_sql(q, ", '')");
+}
+
 /* Waking idle workers: a NOTIFY holds a database-wide lock from the
  * start of its transaction's commit to the end, so inside an emitting
  * transaction every emitter's durable commit (its WAL flush) took turns:
@@ -1078,14 +1091,11 @@ static void notify_query(pg_store *s, pgq *q)
  * commit, in a transaction of its own that does not wait for its flush,
  * the lock is held for a moment.  Should the wake-up be lost (the process
  * dies between the two), idle workers find the events at their next poll.
- * Fills 4 steps. */
+ * Fills 1 step, the last of its pipeline. */
 static void wake_steps(pg_store *s, pipe_step *st, pgq *q)
 {
-	notify_query(s, q);
-	st[0] = (pipe_step){ .sql = "BEGIN", .optional = true };
-	st[1] = (pipe_step){ .sql = "SET LOCAL synchronous_commit = off", .optional = true };
-	st[2] = (pipe_step){ .q = q, .optional = true };
-	st[3] = (pipe_step){ .sql = "COMMIT", .optional = true };
+	wake_query(s, q);
+	st[0] = (pipe_step){ .q = q, .optional = true };
 }
 
 /* One event without a key, in a transaction of evf's own: BEGIN, INSERT,
@@ -1094,14 +1104,14 @@ static int emit_single(pg_store *s, const evf_emit_item *it, evf_emit_result *ou
 {
 	pgq q, wq = { 0 };
 	PGresult *r;
-	pipe_step st[7] = { { .sql = "BEGIN" }, { .q = &q, .res = &r }, { .sql = "COMMIT" } };
+	pipe_step st[4] = { { .sql = "BEGIN" }, { .q = &q, .res = &r }, { .sql = "COMMIT" } };
 	size_t n = 3;
 	int rc = emit_query(s, it, &q);
 	if (rc)
 		return rc;
-	if (s->extended) {
+	if (s->extended && s->wake) {
 		wake_steps(s, &st[3], &wq);
-		n = 7;
+		n = 4;
 	}
 	rc = run_pipeline(s, st, n, "inserting an event");
 	q_free(&q);
@@ -1117,10 +1127,10 @@ static int emit_single(pg_store *s, const evf_emit_item *it, evf_emit_result *ou
 static void wake_workers(pg_store *s)
 {
 	pgq q = { 0 };
-	pipe_step st[4];
+	pipe_step st[1];
 	wake_steps(s, st, &q);
 	/* a hint: polling covers a loss, and the emit stands either way */
-	if (run_pipeline(s, st, 4, "waking workers"))
+	if (run_pipeline(s, st, 1, "waking workers"))
 		evfi_error_clear();
 	q_free(&q);
 }
@@ -1152,7 +1162,7 @@ static int pg_emit(evf_store *base, const evf_emit_item *items, size_t n,
 	}
 	/* In the caller's transaction the wake-up waits for the caller's
 	 * commit: only a NOTIFY there is delivered then. */
-	if (!rc && s->extended && !own) {
+	if (!rc && s->extended && s->wake && !own) {
 		pgq q = { 0 };
 		notify_query(s, &q);
 		PGresult *r = run(s, &q, "notifying workers", &rc);
@@ -1169,7 +1179,7 @@ static int pg_emit(evf_store *base, const evf_emit_item *items, size_t n,
 	}
 	if ((rc = run_simple(s, own ? "COMMIT" : "RELEASE SAVEPOINT evf_emit", "committing events")))
 		return rc;
-	if (own && s->extended)
+	if (own && s->extended && s->wake)
 		wake_workers(s);
 	return 0;
 }
@@ -2470,6 +2480,7 @@ static pg_store *pg_new(const evf_options *o, const char *table)
 	s->base.table = table;
 	s->extended = -1;
 	s->listen_wanted = !o->no_listen;
+	s->wake = !o->no_wake;
 	s->prepare = !o->no_listen;
 	s->prepared_tag = evfi_seed(s);
 	snprintf(s->qt, sizeof s->qt, "\"%s\"", table);

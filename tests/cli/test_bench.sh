@@ -17,12 +17,21 @@ expect_json "d['mixed']['emit_per_s'] > 0 and d['mixed']['drain_per_s'] > 0" tru
 expect_json "[p['rows'] for p in d['scale']]" "[2000]"
 expect_json "d['scale'][0]['claim_ms'] > 0" true
 expect_json "d['durability'].split(' ')[0] in ('SQLite', 'PostgreSQL')" true
+# what the wake-up costs an emit: only PostgreSQL sends one
+if [ "$BACKEND" = pg ]; then
+	expect_json "d['emit_single_no_wake_per_s'] > 0" true
+else
+	expect_json "'emit_single_no_wake_per_s' in d" false
+fi
 expect_json "[d['events'], d['workers'], d['batch_size'], d['concurrency']]" "[200, 2, 20, 2]"
 check "the scratch table is dropped" test "$(sql "SELECT count(*) FROM evf_schema WHERE table_name = '$SCRATCH'")" = 0
 run bench --scratch-table "$SCRATCH" --events 100 --phase emit --keep
 expect_exit 0
 expect_stdout_contains "emit, batched"
 expect_stdout_contains "events/s"
+if [ "$BACKEND" = pg ]; then
+	expect_stdout_contains "the same without wake-ups"
+fi
 check "--keep keeps it" test "$(sql "SELECT count(*) FROM \"$SCRATCH\"")" -gt 0
 run bench --scratch-table "$SCRATCH" --events 100 --phase emit
 expect_exit 2

@@ -51,7 +51,7 @@ expect_setting() {
 # ---- defaults, and every key on a line of its own ------------------------
 runx config
 expect_exit 0
-check "config: 28 keys when there is no file" test "$(wc -l <"$T/out")" -eq 28
+check "config: 29 keys when there is no file" test "$(wc -l <"$T/out")" -eq 29
 expect_stdout_contains "evf.table"
 check "config: default table and its source, aligned" \
 	grep -Eq '^evf\.table +evf_event +default$' "$T/out"
@@ -61,13 +61,13 @@ check "config: an unset key" grep -Eq '^metrics\.statsd +\(unset\) +default$' "$
 runx --json config
 expect_exit 0
 expect_json "d['file']" null
-expect_json "len(d['settings'])" 28
+expect_json "len(d['settings'])" 29
 expect_json "[x for x in d['settings'] if x['name'] == 'health.idle_queue'][0]" \
 	'{"name": "health.idle_queue", "value": "5m", "source": "default", "env": "EVF_HEALTH_IDLE_QUEUE"}'
 expect_json "[x['value'] for x in d['settings'] if x['name'] == 'evf.worker_name'][0]" null
 runx config --json
 expect_exit 0
-expect_json "len(d['settings'])" 28
+expect_json "len(d['settings'])" 29
 runx config extra
 expect_exit 2
 expect_stderr_contains "unexpected argument 'extra'"

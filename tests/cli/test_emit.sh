@@ -133,4 +133,35 @@ run_in "$T/lines" emit --stdin --key k
 expect_exit 2
 expect_unchanged "$T/before.json"
 
+# ---- --no-wake: idle workers find the event at their next poll ------------
+run emit --no-wake t.quiet
+expect_exit 0
+expect_stdout_contains "emitted"
+if [ "$BACKEND" = pg ]; then
+	evf process --poll-interval 1m --exec 't.quiet=true' --exec 't.loud=true' \
+		</dev/null >/dev/null 2>&1 &
+	wpid=$!
+	i=0 # the worker takes what is ready, then waits for a wake-up
+	until [ "$(count_events --type t.quiet --state pending)" = 0 ] || [ $i -ge 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	sleep 0.3
+	run emit --no-wake t.quiet
+	sleep 1
+	check "--no-wake: the idle worker sleeps on" test "$(count_events --type t.quiet --state pending)" = 1
+	run emit t.loud
+	i=0
+	until [ "$(count_events --type t.quiet --state done)$(count_events --type t.loud \
+		--state done)" = 21 ] || [ $i -ge 50 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	check "a wake-up: the worker takes both at once" \
+		test "$(count_events --type t.quiet --state done)" = 2 -a \
+		"$(count_events --type t.loud --state done)" = 1
+	kill -TERM "$wpid"
+	wait "$wpid"
+fi
+
 finish

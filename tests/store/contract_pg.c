@@ -388,6 +388,73 @@ static void test_no_password_in_errors(void **state)
 	assert_null(strstr(evf_error_last(), "topsecret"));
 }
 
+/* Notifications on the table's channel that arrive within ms. */
+static int notifications(PGconn *listener, int ms)
+{
+	int n = 0;
+	for (int waited = 0; waited <= ms; waited += 20) {
+		PQconsumeInput(listener);
+		PGnotify *nt;
+		while ((nt = PQnotifies(listener))) {
+			n++;
+			PQfreemem(nt);
+		}
+		usleep(20 * 1000);
+	}
+	return n;
+}
+
+/* With no_wake no kind of emit sends a NOTIFY (idle workers poll); by
+ * default each does, and options of version 1 (which end before no_wake)
+ * are the default whatever lies after them. */
+static void test_no_wake_sends_no_notify(void **state)
+{
+	(void)state;
+	evf_options o = EVF_OPTIONS_INIT;
+	o.no_wake = true;
+	evf_db *db = contract_db(&o);
+	char sql[96];
+	PGconn *listener = PQconnectdb(url), *mine = PQconnectdb(url);
+	assert_int_equal(PQstatus(listener), CONNECTION_OK);
+	assert_int_equal(PQstatus(mine), CONNECTION_OK);
+	snprintf(sql, sizeof sql, "LISTEN \"evf_%s\"", table);
+	PQclear(PQexec(listener, sql));
+
+	evf_emit_item items[5];
+	for (int i = 0; i < 5; i++)
+		items[i] = (evf_emit_item){ "quiet", "{}", EVF_EMIT_OPTIONS_INIT };
+	evf_emit_options keyed = EVF_EMIT_OPTIONS_INIT;
+	keyed.key = "k";
+	EVF_OK_OR_FAIL(evf_emit(db, "quiet", "{}", NULL, NULL));
+	EVF_OK_OR_FAIL(evf_emit_batch(db, items, 5, NULL));
+	EVF_OK_OR_FAIL(evf_emit(db, "quiet", "{}", &keyed, NULL));
+	evf_db *outbox;
+	o.table = table;
+	EVF_OK_OR_FAIL(evf_open_pg(&outbox, mine, &o));
+	PQclear(PQexec(mine, "BEGIN"));
+	EVF_OK_OR_FAIL(evf_emit(outbox, "quiet", "{}", NULL, NULL));
+	PQclear(PQexec(mine, "COMMIT"));
+	assert_int_equal(notifications(listener, 300), 0);
+	evf_close(outbox);
+
+	evf_options wake = EVF_OPTIONS_INIT;
+	wake.version = 1;
+	wake.no_wake = true;
+	wake.table = table;
+	evf_db *loud;
+	EVF_OK_OR_FAIL(evf_open(&loud, url, &wake));
+	EVF_OK_OR_FAIL(evf_emit(loud, "loud", "{}", NULL, NULL));
+	assert_int_equal(notifications(listener, 300), 1);
+	evf_close(loud);
+	int64_t n = 0;
+	evf_filter f = EVF_FILTER_INIT;
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 9);
+	PQfinish(mine);
+	PQfinish(listener);
+	evf_close(db);
+}
+
 static const struct CMUnitTest pg_tests[] = {
 	cmocka_unit_test(test_outbox_on_callers_connection),
 	cmocka_unit_test(test_notify_wakes_idle_worker),
@@ -396,6 +463,7 @@ static const struct CMUnitTest pg_tests[] = {
 	cmocka_unit_test(test_claim_walks_ready_index),
 	cmocka_unit_test(test_no_password_in_errors),
 	cmocka_unit_test(test_copy_follows_column_types),
+	cmocka_unit_test(test_no_wake_sends_no_notify),
 };
 
 int main(void)

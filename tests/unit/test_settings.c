@@ -170,6 +170,7 @@ static void test_defaults(void **state)
 	assert_int_equal(s->evf.batch_size, 100);
 	assert_int_equal(s->concurrency, 1);
 	assert_true(s->evf.listen);
+	assert_true(s->wake);
 	assert_int_equal(s->evf.exec_timeout_ms, 0);
 	assert_null(s->evf.worker_name);
 	assert_int_equal(s->evf.log_format, EVF_LOG_LOGFMT);
@@ -191,7 +192,7 @@ static void test_defaults(void **state)
 	assert_null(evf_settings_path(s));
 
 	assert_int_equal(evf_settings_foreach(s, count_cb, &n), 0);
-	assert_int_equal(n, 28);
+	assert_int_equal(n, 29);
 	evf_settings_foreach(s, env_rule_cb, NULL);
 	expect_setting(s, "evf.lock_timeout", "5m", "default");
 	expect_setting(s, "evf.listen", "yes", "default");
@@ -312,6 +313,7 @@ static void test_booleans(void **state)
 		assert_false(s->evf.listen);
 		EVF_OK_OR_FAIL(evf_settings_set(s, "evf.listen", yes[i], "--listen"));
 		assert_true(s->evf.listen);
+	assert_true(s->wake);
 		evf_settings_free(s);
 	}
 }
@@ -609,17 +611,18 @@ static void test_foreach_and_options(void **state)
 	free(other);
 	evf_settings_free(s);
 	EVF_OK_OR_FAIL(load_text(&s, "[handlers]\nb = true\na = false\n"
-	                         "[evf]\nlisten = no\nworker_name = w\n"
+	                         "[evf]\nlisten = no\nworker_name = w\nwake = no\n"
 	                         "max_attempts = 9\nbusy_timeout = 2s\n", NULL));
 	assert_int_equal(evf_settings_foreach(s, stop_at_second, &n), 42);
 	assert_int_equal(n, 2);
 	evf_settings_foreach(s, order_cb, &o);
-	assert_int_equal(o.n, 30);
+	assert_int_equal(o.n, 31);
 	assert_string_equal(o.names[9], "evf.concurrency");
-	assert_string_equal(o.names[14], "evf.log_level");
-	assert_string_equal(o.names[15], "handlers.b");
-	assert_string_equal(o.names[16], "handlers.a");
-	assert_string_equal(o.names[17], "metrics.textfile");
+	assert_string_equal(o.names[11], "evf.wake");
+	assert_string_equal(o.names[15], "evf.log_level");
+	assert_string_equal(o.names[16], "handlers.b");
+	assert_string_equal(o.names[17], "handlers.a");
+	assert_string_equal(o.names[18], "metrics.textfile");
 
 	evf_options opts = EVF_OPTIONS_INIT;
 	opts.create = true;
@@ -634,6 +637,7 @@ static void test_foreach_and_options(void **state)
 	assert_int_equal(opts.backoff_base_ms, 1000);
 	assert_int_equal(opts.backoff_max_ms, 3600000);
 	assert_true(opts.no_listen);
+	assert_true(opts.no_wake);
 
 	evf_worker_options w = EVF_WORKER_OPTIONS_INIT;
 	w.once = true;
