@@ -675,8 +675,9 @@ int evf_settings_foreach(const evf_settings *s,
                          int (*cb)(const evf_setting *st, void *user), void *user);
 
 /* Fill the database options (table, lock timeout, poll interval, max
- * attempts, backoff, busy timeout, listen) of *out from s; the other
- * fields are left as they are.  out->table is borrowed from s. */
+ * attempts, backoff, busy timeout, listen and, from version 2, wake) of
+ * *out from s; the other fields are left as they are.  out->table is
+ * borrowed from s. */
 void evf_settings_options(const evf_settings *s, evf_options *out);
 /* Fill the worker options (name, batch size, lock timeout, poll interval,
  * log format, metrics, and from version 3 concurrency and rate limits)
@@ -689,8 +690,10 @@ void evf_settings_health_thresholds(const evf_settings *s,
                                     struct evf_health_thresholds *out);
 /* ---- activity, health and metrics --------------------------------------- */
 
-/* What happened since a time: completions are done rows whose
- * processed_at is in the window; failures are rows whose last failure
+/* What happened since a time: completions in the window (PostgreSQL:
+ * done rows whose processed_at is in it; SQLite: the completions its
+ * tally counted, to the second for the last hour and to the minute for
+ * the last day; see libevf(3)); failures are rows whose last failure
  * (last_error_at) is in the window, one per row however often it failed;
  * dead are dead rows whose last failure is in the window (an operator's
  * dead-letter records no time and is not counted). */

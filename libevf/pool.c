@@ -92,7 +92,7 @@ static void release_events(pool *p, evf_event **evs, size_t n)
 	evf_lease *l = calloc(n ? n : 1, sizeof *l);
 	if (l) {
 		for (size_t i = 0; i < n; i++)
-			l[i] = (evf_lease){ evs[i]->id, evs[i]->attempts, evs[i]->type };
+			l[i] = (evf_lease){ .id = evs[i]->id, .attempts = evs[i]->attempts };
 		/* a failure leaves them to come back when the lease expires */
 		s->ops->release(s, w->id, l, n);
 		free(l);
@@ -212,7 +212,7 @@ static void renew_queued(pool *p)
 			cap = nc;
 		}
 		for (size_t k = 0; k < it->n; k++)
-			l[n++] = (evf_lease){ it->evs[k]->id, it->evs[k]->attempts, it->evs[k]->type };
+			l[n++] = (evf_lease){ .id = it->evs[k]->id, .attempts = it->evs[k]->attempts };
 		it->renewed = now;
 	}
 	pthread_mutex_unlock(&p->mu);

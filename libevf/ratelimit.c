@@ -244,7 +244,7 @@ int evfi_rate_admit(evfi_rate *r, evf_store *s, const char *worker_id,
 			/* give the whole claim back rather than hold it unrun */
 			evf_lease *l = calloc(*n ? *n : 1, sizeof *l);
 			for (size_t e = 0; l && e < *n; e++)
-				l[e] = (evf_lease){ evs[e]->id, evs[e]->attempts, evs[e]->type };
+				l[e] = (evf_lease){ .id = evs[e]->id, .attempts = evs[e]->attempts };
 			if (l)
 				s->ops->release(s, worker_id, l, *n);
 			free(l);
@@ -270,7 +270,7 @@ int evfi_rate_admit(evfi_rate *r, evf_store *s, const char *worker_id,
 			evs[kept++] = evs[e];
 			continue;
 		}
-		back[nback++] = (evf_lease){ evs[e]->id, evs[e]->attempts, evs[e]->type };
+		back[nback++] = (evf_lease){ .id = evs[e]->id, .attempts = evs[e]->attempts };
 		evf_event_free(evs[e]);
 	}
 	*n = kept;

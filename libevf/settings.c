@@ -955,7 +955,8 @@ void evf_settings_options(const evf_settings *s, evf_options *out)
 	out->backoff_max_ms = s->evf.backoff_max_ms;
 	out->busy_timeout_ms = s->evf.busy_timeout_ms;
 	out->no_listen = !s->evf.listen;
-	out->no_wake = !s->wake;
+	if (out->version >= 2)
+		out->no_wake = !s->wake;
 }
 
 void evf_settings_worker_options(const evf_settings *s, evf_worker_options *out)

@@ -1073,10 +1073,11 @@ static void notify_query(pg_store *s, pgq *q)
 }
 
 /* The wake-up after a commit: NOTIFY in a transaction that does not wait
- * for its WAL flush.  One statement, in the implicit transaction the
- * pipeline's sync commits, where set_config(..., true) is SET LOCAL:
- * as a BEGIN, SET LOCAL, NOTIFY and COMMIT of its own it cost a single
- * emit a quarter of its rate. */
+ * for its WAL flush (set_config(..., true) is SET LOCAL), one statement
+ * between BEGIN and COMMIT where SET LOCAL and NOTIFY were two.  Not in
+ * the implicit transaction the pipeline's sync would commit: an error at
+ * that commit (a full NOTIFY queue) arrives with no statement to own it,
+ * and libpq then leaves the connection in pipeline mode. */
 static void wake_query(pg_store *s, pgq *q)
 {
 	q_sql(q, "SELECT set_config('synchronous_commit', 'off', true), pg_notify(");
@@ -1091,11 +1092,13 @@ static void wake_query(pg_store *s, pgq *q)
  * commit, in a transaction of its own that does not wait for its flush,
  * the lock is held for a moment.  Should the wake-up be lost (the process
  * dies between the two), idle workers find the events at their next poll.
- * Fills 1 step, the last of its pipeline. */
+ * Fills 3 steps. */
 static void wake_steps(pg_store *s, pipe_step *st, pgq *q)
 {
 	wake_query(s, q);
-	st[0] = (pipe_step){ .q = q, .optional = true };
+	st[0] = (pipe_step){ .sql = "BEGIN", .optional = true };
+	st[1] = (pipe_step){ .q = q, .optional = true };
+	st[2] = (pipe_step){ .sql = "COMMIT", .optional = true };
 }
 
 /* One event without a key, in a transaction of evf's own: BEGIN, INSERT,
@@ -1104,14 +1107,14 @@ static int emit_single(pg_store *s, const evf_emit_item *it, evf_emit_result *ou
 {
 	pgq q, wq = { 0 };
 	PGresult *r;
-	pipe_step st[4] = { { .sql = "BEGIN" }, { .q = &q, .res = &r }, { .sql = "COMMIT" } };
+	pipe_step st[6] = { { .sql = "BEGIN" }, { .q = &q, .res = &r }, { .sql = "COMMIT" } };
 	size_t n = 3;
 	int rc = emit_query(s, it, &q);
 	if (rc)
 		return rc;
 	if (s->extended && s->wake) {
 		wake_steps(s, &st[3], &wq);
-		n = 4;
+		n = 6;
 	}
 	rc = run_pipeline(s, st, n, "inserting an event");
 	q_free(&q);
@@ -1127,10 +1130,10 @@ static int emit_single(pg_store *s, const evf_emit_item *it, evf_emit_result *ou
 static void wake_workers(pg_store *s)
 {
 	pgq q = { 0 };
-	pipe_step st[1];
+	pipe_step st[3];
 	wake_steps(s, st, &q);
 	/* a hint: polling covers a loss, and the emit stands either way */
-	if (run_pipeline(s, st, 1, "waking workers"))
+	if (run_pipeline(s, st, 3, "waking workers"))
 		evfi_error_clear();
 	q_free(&q);
 }

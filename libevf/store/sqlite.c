@@ -32,6 +32,10 @@ typedef struct sq_store {
 	int64_t folded;  /* the minute this connection last folded the tally */
 	struct { char *sql; sqlite3_stmt *st; } cache[STMT_CACHE];
 	int cache_next;
+	/* BEGIN IMMEDIATE and COMMIT, prepared once; not in the cache, where
+	 * preparing them could evict a statement the caller is about to step */
+	sqlite3_stmt *tx[2];
+	int64_t tally_checked; /* when s->tally was last found to be 0 (us) */
 } sq_store;
 
 #define SQ(s) ((sq_store *)(s))
@@ -139,14 +143,19 @@ static void bind_time(sqlite3_stmt *st, const char *name, evf_time t)
 
 /* ---- transactions -------------------------------------------------------- */
 
-/* BEGIN and COMMIT of the hot paths from the statement cache: through
- * sqlite3_exec they were parsed again each time, 4% of a drain. */
-static int tx_step(sq_store *s, const char *sql)
+/* BEGIN IMMEDIATE (0) or COMMIT (1) of the hot paths, prepared once:
+ * through sqlite3_exec they were parsed again each time, 4% of a drain. */
+static int tx_step(sq_store *s, int which)
 {
-	sqlite3_stmt *st;
-	int rc = prepare(s, sql, &st);
-	if (rc)
-		return rc;
+	static const char *const sql[2] = { "BEGIN IMMEDIATE", "COMMIT" };
+	sqlite3_stmt *st = s->tx[which];
+	int rc;
+	if (!st) {
+		rc = sqlite3_prepare_v3(s->db, sql[which], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+		if (rc != SQLITE_OK)
+			return sq_err(s, rc, "preparing a statement");
+		s->tx[which] = st;
+	}
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		rc = evfi_fail(rc == SQLITE_BUSY ? EVF_EBUSY : EVF_ESTORE, "%s",
@@ -159,14 +168,14 @@ static int tx_step(sq_store *s, const char *sql)
 
 static int begin(sq_store *s)
 {
-	return s->basic_tx ? 0 : tx_step(s, "BEGIN IMMEDIATE");
+	return s->basic_tx ? 0 : tx_step(s, 0);
 }
 
 static int commit(sq_store *s)
 {
 	if (s->basic_tx)
 		return 0;
-	int rc = tx_step(s, "COMMIT");
+	int rc = tx_step(s, 1);
 	if (rc)
 		exec_sql(s, "ROLLBACK");
 	return rc;
@@ -195,44 +204,96 @@ static void rollback(sq_store *s)
  * it.  Buckets older than an hour are folded into minutes, older than a
  * day into hours, so it stays small; a window's start is exact to the
  * width of the buckets it falls in.  init and migrate make it, count the
- * completions already recorded into it and drop the index. */
+ * completions already recorded into it and drop the index.  Counting is
+ * bookkeeping: a tally that cannot be written never costs a completion. */
 
 #define TALLY_MINUTE_AFTER 3600   /* seconds before buckets become minutes */
 #define TALLY_HOUR_AFTER 86400    /* and minutes become hours */
 
-static int tally_exists(sq_store *s, int *out)
+/* Whether "<table>_tally" is there: 1 with the tally's four columns, 0
+ * not at all, -1 as a table of another shape (not ours: never used,
+ * written or dropped).  Not from the statement cache: preparing there
+ * could evict a statement a caller holds. */
+static int tally_shape(sq_store *s, int *out)
 {
 	sqlite3_stmt *st;
-	int rc = prepare(s, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
-	                 "name = :t || '_tally'", &st);
-	if (rc)
-		return rc;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT count(*), coalesce(sum(name IN ('span', 'at', "
+	                            "'type', 'completed')), 0) FROM pragma_table_info(:t || '_tally')",
+	                            -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "looking for the completion tally");
+	bind_text(st, ":t", s->base.table);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int n = sqlite3_column_int(st, 0), ours = sqlite3_column_int(st, 1);
+		*out = n == 0 ? 0 : n == 4 && ours == 4 ? 1 : -1;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : sq_err(s, rc, "looking for the completion tally");
+}
+
+/* s->tally, looked up again when unknown and, while there is none, once
+ * a minute: another process's init or migrate can make it under running
+ * workers, whose completions are then counted within the minute. */
+static bool tally_on(sq_store *s)
+{
+	evf_time now = evf_now();
+	int shape;
+	if (s->tally == 1 || (s->tally == 0 && now - s->tally_checked < 60 * (evf_time)1000000))
+		return s->tally == 1;
+	if (s->extended != 1 || tally_shape(s, &shape)) {
+		evfi_error_clear(); /* none for now; looked up again later */
+		shape = 0;
+	}
+	s->tally = shape == 1;
+	s->tally_checked = now;
+	return s->tally == 1;
+}
+
+static int table_exists(sq_store *s, bool *out)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_master WHERE "
+	                            "type = 'table' AND name = :t", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "looking for the table");
 	bind_text(st, ":t", s->base.table);
 	rc = sqlite3_step(st);
 	*out = rc == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? 0 : sq_err(s, rc, "looking for the completion tally");
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : sq_err(s, rc, "looking for the table");
 }
 
 /* The tally, what the table has completed so far counted into it (in
  * buckets as wide as the fold would have left them), and no index on
- * processed_at: appended to an init's or migration's script. */
+ * processed_at: appended to an init's or migration's script.  A tally
+ * left by an event table of this name that was dropped by hand starts
+ * again empty with the new table. */
 static int tally_ddl(sq_store *s, evfi_buf *b)
 {
-	int have;
-	int rc = tally_exists(s, &have);
-	if (rc || have)
+	int shape;
+	bool table;
+	int rc = tally_shape(s, &shape);
+	if (!rc)
+		rc = table_exists(s, &table);
+	if (rc)
 		return rc;
-	evfi_buf_printf(b, "CREATE TABLE %s (span INTEGER NOT NULL, at INTEGER NOT NULL, "
-		"type TEXT NOT NULL, completed INTEGER NOT NULL, PRIMARY KEY (span, at, type)) "
-		"WITHOUT ROWID;\n", s->qtally);
-	evfi_buf_printf(b, "INSERT INTO %s (span, at, type, completed) "
-		"SELECT span, e - e %% span, type, count(*) FROM (SELECT type, e, CASE "
-		"WHEN e >= now - %d THEN 1 WHEN e >= now - %d THEN 60 ELSE 3600 END AS span "
-		"FROM (SELECT type, CAST(strftime('%%s', processed_at) AS INTEGER) AS e, "
-		"CAST(strftime('%%s', 'now') AS INTEGER) AS now FROM %s WHERE processed_at "
-		"IS NOT NULL AND processed = 1 AND error = 0 AND dead = 0) WHERE e IS NOT NULL) "
-		"GROUP BY 1, 2, 3;\n", s->qtally, TALLY_MINUTE_AFTER, TALLY_HOUR_AFTER, s->qt);
+	if (shape < 0)
+		return evfi_fail(EVF_ESCHEMA, "table %s_tally exists but is not evf's completion "
+		                 "tally (span, at, type, completed): rename it", s->base.table);
+	if (shape == 1 && !table)
+		evfi_buf_printf(b, "DELETE FROM %s;\n", s->qtally);
+	if (shape == 0) {
+		evfi_buf_printf(b, "CREATE TABLE %s (span INTEGER NOT NULL, at INTEGER NOT NULL, "
+			"type TEXT NOT NULL, completed INTEGER NOT NULL, PRIMARY KEY (span, at, type)) "
+			"WITHOUT ROWID;\n", s->qtally);
+		evfi_buf_printf(b, "INSERT INTO %s (span, at, type, completed) "
+			"SELECT span, e - e %% span, type, count(*) FROM (SELECT type, e, CASE "
+			"WHEN e >= now - %d THEN 1 WHEN e >= now - %d THEN 60 ELSE 3600 END AS span "
+			"FROM (SELECT type, CAST(strftime('%%s', processed_at) AS INTEGER) AS e, "
+			"CAST(strftime('%%s', 'now') AS INTEGER) AS now FROM %s WHERE processed_at "
+			"IS NOT NULL AND processed = 1 AND error = 0 AND dead = 0) WHERE e IS NOT NULL) "
+			"GROUP BY 1, 2, 3;\n", s->qtally, TALLY_MINUTE_AFTER, TALLY_HOUR_AFTER, s->qt);
+	}
 	evfi_buf_printf(b, "DROP INDEX IF EXISTS \"%s_processed_at\";\n", s->base.table);
 	return 0;
 }
@@ -268,14 +329,12 @@ static int cmp_type(const void *a, const void *b)
 }
 
 /* Add the completions whose lease was held (applied) to the tally, one
- * row per type, and fold it once a minute; in the completion's
- * transaction. */
-static int tally_add(sq_store *s, const evf_lease *leases, size_t n, const bool *applied,
-                     evf_time now)
+ * row per type. */
+static int tally_count(sq_store *s, const evf_lease *leases, size_t n, const bool *applied,
+                       int64_t sec)
 {
 	char sql[320];
 	sqlite3_stmt *st;
-	int64_t sec = now / 1000000;
 	size_t k = 0;
 	int rc = 0;
 
@@ -307,13 +366,27 @@ static int tally_add(sq_store *s, const evf_lease *leases, size_t n, const bool 
 		rc = rc == SQLITE_DONE ? 0 : sq_err(s, rc, "counting completions");
 	}
 	free(types);
-	if (rc || sec / 60 == s->folded)
+	return rc;
+}
+
+/* Count completions (leases without a type are not counted) and fold
+ * the tally once a minute, in the completion's transaction.  A failure
+ * leaves the completion standing, unless it took the transaction with
+ * it; the tally is then looked up again at the next completion. */
+static int tally_add(sq_store *s, const evf_lease *leases, size_t n, const bool *applied,
+                     evf_time now)
+{
+	int64_t sec = now / 1000000, m = sec - TALLY_MINUTE_AFTER, h = sec - TALLY_HOUR_AFTER;
+	int rc = tally_count(s, leases, n, applied, sec);
+	if (!rc && sec / 60 != s->folded) {
+		s->folded = sec / 60;
+		if (!(rc = tally_fold_span(s, 1, 60, m - m % 60)))
+			rc = tally_fold_span(s, 60, 3600, h - h % 3600);
+	}
+	if (!rc || sqlite3_get_autocommit(s->db))
 		return rc;
-	int64_t m = sec - TALLY_MINUTE_AFTER, h = sec - TALLY_HOUR_AFTER;
-	if ((rc = tally_fold_span(s, 1, 60, m - m % 60)) ||
-	    (rc = tally_fold_span(s, 60, 3600, h - h % 3600)))
-		return rc;
-	s->folded = sec / 60;
+	evfi_error_clear();
+	s->tally = -1;
 	return 0;
 }
 
@@ -345,7 +418,14 @@ static int detect_schema(sq_store *s)
 		return rc;
 	s->have_ext = have_ext;
 	s->extended = have_ext == EVFI_ALL_EXT;
-	return s->extended ? tally_exists(s, &s->tally) : (s->tally = 0);
+	int shape = 0;
+	if (s->extended && (rc = tally_shape(s, &shape))) {
+		s->extended = -1; /* all of it again next time */
+		return rc;
+	}
+	s->tally = shape == 1;
+	s->tally_checked = evf_now();
+	return 0;
 }
 
 static int sq_schema_extended(evf_store *base)
@@ -1042,7 +1122,7 @@ static int sq_complete(evf_store *base, const char *worker_id, const evf_lease *
 	int rc = sq_schema_extended(base);
 	if (rc < 0)
 		return rc;
-	bool *mine = NULL, tally = s->tally == 1;
+	bool *mine = NULL, tally = tally_on(s);
 	if (tally && !applied && !(applied = mine = calloc(n ? n : 1, sizeof *mine)))
 		return evfi_fail(EVF_ENOMEM, "out of memory");
 	/* error = 0 costs rows that never failed nothing: the (error, date)
@@ -1425,7 +1505,7 @@ static int sq_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
 		evfi_buf_puts(&sql, ":arg");
 	where_clause(s, &sql, f, ext, false);
 	/* an operator's completions count as completions */
-	bool count = a == EVF_ACTION_MARK_PROCESSED && s->tally == 1;
+	bool count = a == EVF_ACTION_MARK_PROCESSED && ext && tally_on(s);
 	if (count)
 		evfi_buf_puts(&sql, " RETURNING type");
 	if ((rc = begin(s)))
@@ -1684,21 +1764,20 @@ static int sq_drop(evf_store *base)
 	char sql[256];
 	int rc;
 	/* only an event table (or none): never somebody else's table */
-	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
-	                       "AND name = :t", -1, &st, NULL) != SQLITE_OK)
-		return sq_err(s, sqlite3_errcode(s->db), "looking for the table");
-	bind_text(st, ":t", base->table);
-	bool exists = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
-	sqlite3_finalize(st);
+	bool exists;
+	if ((rc = table_exists(s, &exists)))
+		return rc;
 	s->extended = -1;
-	s->tally = 0;
+	int shape = 0;
 	if (exists && (rc = sq_schema_extended(base)) < 0)
+		return evfi_wrap(rc, "not dropped");
+	if ((rc = tally_shape(s, &shape)))
 		return evfi_wrap(rc, "not dropped");
 	if ((rc = begin(s)))
 		return rc;
-	/* its tally with it (known to be its own: found with the table) */
+	/* its tally with it: a table of that name and the tally's shape */
 	snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s;%s%s", s->qt,
-	         s->tally == 1 ? " DROP TABLE " : "", s->tally == 1 ? s->qtally : "");
+	         shape == 1 ? " DROP TABLE " : "", shape == 1 ? s->qtally : "");
 	if ((rc = exec_sql(s, sql)))
 		goto fail;
 	if (sqlite3_prepare_v2(s->db, "DELETE FROM evf_schema WHERE table_name = :t", -1, &st,
@@ -1767,7 +1846,7 @@ static int sq_activity(evf_store *base, evf_time since, evf_activity *out)
 	 * last hour, to the minute for the last day */
 	snprintf(completed, sizeof completed, "SELECT type, sum(completed) AS n FROM %s "
 	         "WHERE span IN (1, 60, 3600) AND at >= :since_s GROUP BY type", s->qtally);
-	evfi_sql_activity(&sql, false, s->qt, ":since", s->tally == 1 ? completed : NULL);
+	evfi_sql_activity(&sql, false, s->qt, ":since", tally_on(s) ? completed : NULL);
 	if (sql.oom) {
 		evfi_buf_free(&sql);
 		return evfi_fail(EVF_ENOMEM, "out of memory");
@@ -1974,6 +2053,8 @@ static void sq_close(evf_store *base)
 {
 	sq_store *s = SQ(base);
 	cache_clear(s);
+	sqlite3_finalize(s->tx[0]);
+	sqlite3_finalize(s->tx[1]);
 	if (!s->borrowed)
 		sqlite3_close_v2(s->db);
 	free(s);

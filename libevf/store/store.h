@@ -44,8 +44,8 @@ typedef struct evf_claim {
 typedef struct evf_lease {
 	int64_t id;
 	int attempts;
-	const char *type;   /* borrowed; set for completions, which SQLite
-	                       tallies per type (NULL elsewhere) */
+	const char *type;   /* borrowed; completions only: SQLite counts
+	                       them per type and leaves out those without */
 } evf_lease;
 
 /* Failure of one leased event. */

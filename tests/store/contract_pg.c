@@ -418,7 +418,9 @@ static void test_no_wake_sends_no_notify(void **state)
 	assert_int_equal(PQstatus(listener), CONNECTION_OK);
 	assert_int_equal(PQstatus(mine), CONNECTION_OK);
 	snprintf(sql, sizeof sql, "LISTEN \"evf_%s\"", table);
-	PQclear(PQexec(listener, sql));
+	PGresult *lr = PQexec(listener, sql);
+	assert_int_equal(PQresultStatus(lr), PGRES_COMMAND_OK);
+	PQclear(lr);
 
 	evf_emit_item items[5];
 	for (int i = 0; i < 5; i++)

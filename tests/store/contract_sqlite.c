@@ -406,7 +406,7 @@ static void test_tally_counts_and_folds(void **state)
 	assert_int_equal(completed_since(db, 3 * 86400), 21);
 	complete_n(db, "a", 1); /* a new connection's first completion folds */
 	assert_int_equal(query_int("SELECT count(*) FROM evf_event_tally WHERE span = 1 AND "
-		"at < CAST(strftime('%s', 'now') AS INTEGER) - 3600 AND ? IS NOT NULL", "", -1), 0);
+		"at < CAST(strftime('%s', 'now') AS INTEGER) - 3660 AND ? IS NOT NULL", "", -1), 0);
 	assert_int_equal(query_int("SELECT sum(completed) FROM evf_event_tally WHERE span = 60 "
 		"AND ? IS NOT NULL", "", -1), 5);
 	assert_int_equal(query_int("SELECT sum(completed) FROM evf_event_tally WHERE span = 3600 "
@@ -426,27 +426,87 @@ static void test_tally_made_from_processed_at(void **state)
 	evf_options o = EVF_OPTIONS_INIT;
 	evf_db *db;
 	EVF_OK_OR_FAIL(open_fresh(&db, &o));
-	complete_n(db, "a", 2);
+	complete_n(db, "a", 3);
 	evf_close(db);
+	/* done two hours and three days ago, and now; one that failed */
 	assert_int_equal(exec_raw("DROP TABLE evf_event_tally; CREATE INDEX "
 		"evf_event_processed_at ON evf_event (processed_at) WHERE processed_at IS NOT NULL; "
 		"UPDATE evf_event SET processed_at = strftime('%Y-%m-%d %H:%M:%f', 'now', "
-		"'-2 hours') WHERE id = 1; INSERT INTO evf_event (type, parameters, date, processed, "
-		"error, processed_at) VALUES ('x', '{}', '2026-01-01 00:00:00', 1, 1, "
+		"'-2 hours') WHERE id = 1; UPDATE evf_event SET processed_at = "
+		"strftime('%Y-%m-%d %H:%M:%f', 'now', '-3 days') WHERE id = 2; "
+		"INSERT INTO evf_event (type, parameters, date, processed, error, processed_at) "
+		"VALUES ('x', '{}', '2026-01-01 00:00:00', 1, 1, "
 		"strftime('%Y-%m-%d %H:%M:%f', 'now'))"), 0);
 	EVF_OK_OR_FAIL(reopen(&db, &o));
 	assert_int_equal(completed_since(db, 60), 1);
 	assert_int_equal(completed_since(db, 3 * 3600), 2);
+	assert_int_equal(completed_since(db, 4 * 86400), 3);
 	complete_n(db, "c", 1);
 	assert_int_equal(completed_since(db, 60), 2);
 	EVF_OK_OR_FAIL(evf_init(db));
 	assert_index_set();
+	/* each in a bucket as wide as the fold leaves one of its age */
+	assert_int_equal(query_int("SELECT sum(completed) FROM evf_event_tally WHERE type = ? "
+	                           "AND span = 1", "a", -1), 1);
+	assert_int_equal(query_int("SELECT sum(completed) FROM evf_event_tally WHERE type = ? "
+	                           "AND span = 60", "a", -1), 1);
+	assert_int_equal(query_int("SELECT sum(completed) FROM evf_event_tally WHERE type = ? "
+	                           "AND span = 3600", "a", -1), 1);
 	assert_int_equal(completed_since(db, 60), 2);
 	assert_int_equal(completed_since(db, 3 * 3600), 3);
+	assert_int_equal(completed_since(db, 4 * 86400), 4);
+	/* an index an older release's init made again goes again */
+	assert_int_equal(exec_raw("CREATE INDEX evf_event_processed_at ON evf_event "
+	                          "(processed_at) WHERE processed_at IS NOT NULL"), 0);
 	EVF_OK_OR_FAIL(evf_init(db));
-	assert_int_equal(completed_since(db, 3 * 3600), 3);
+	assert_index_set();
+	assert_int_equal(completed_since(db, 4 * 86400), 4);
 	complete_n(db, "c", 1);
 	assert_int_equal(completed_since(db, 60), 3);
+	evf_close(db);
+}
+
+static int tally_tables(void)
+{
+	return query_int("SELECT count(*) FROM sqlite_master WHERE name = ?", "evf_event_tally", -1);
+}
+
+/* The tally is bookkeeping: a completion stands when it cannot be
+ * counted.  It goes with its table, starts empty with a new table of the
+ * same name, and a table of that name that is not a tally is never used,
+ * filled or dropped. */
+static void test_tally_belongs_to_its_table(void **state)
+{
+	(void)state;
+	evf_options o = EVF_OPTIONS_INIT;
+	evf_db *db;
+	EVF_OK_OR_FAIL(open_fresh(&db, &o));
+	complete_n(db, "a", 2);
+	assert_int_equal(exec_raw("DROP TABLE evf_event_tally"), 0);
+	complete_n(db, "a", 1);
+	evf_filter f = EVF_FILTER_INIT;
+	f.states = 1u << EVF_STATE_DONE;
+	int64_t n = 0;
+	EVF_OK_OR_FAIL(evf_count(db, &f, &n));
+	assert_int_equal(n, 3);
+	EVF_OK_OR_FAIL(evf_init(db));
+	assert_int_equal(completed_since(db, 60), 3);
+
+	EVF_OK_OR_FAIL(evf_drop(db));
+	assert_int_equal(tally_tables(), 0);
+	EVF_OK_OR_FAIL(evf_init(db));
+	complete_n(db, "a", 2);
+	assert_int_equal(exec_raw("DROP TABLE evf_event"), 0); /* by hand: the tally stays */
+	assert_int_equal(tally_tables(), 1);
+	EVF_OK_OR_FAIL(evf_init(db));
+	assert_int_equal(completed_since(db, 60), 0);
+
+	EVF_OK_OR_FAIL(evf_drop(db));
+	assert_int_equal(exec_raw("CREATE TABLE evf_event_tally (note TEXT)"), 0);
+	assert_int_equal(evf_init(db), EVF_ESCHEMA);
+	assert_non_null(strstr(evf_error_last(), "evf_event_tally exists but is not evf's"));
+	EVF_OK_OR_FAIL(evf_drop(db));
+	assert_int_equal(tally_tables(), 1);
 	evf_close(db);
 }
 
@@ -458,6 +518,7 @@ static const struct CMUnitTest sqlite_tests[] = {
 	cmocka_unit_test(test_batch_failure_inserts_nothing),
 	cmocka_unit_test(test_tally_counts_and_folds),
 	cmocka_unit_test(test_tally_made_from_processed_at),
+	cmocka_unit_test(test_tally_belongs_to_its_table),
 };
 
 int main(void)

@@ -308,12 +308,12 @@ static void test_booleans(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < 4; i++) {
-		snprintf(text, sizeof text, "[evf]\nlisten = %s\n", no[i]);
+		snprintf(text, sizeof text, "[evf]\nlisten = %s\nwake = %s\n", no[i], no[i]);
 		EVF_OK_OR_FAIL(load_text(&s, text, NULL));
 		assert_false(s->evf.listen);
+		assert_false(s->wake);
 		EVF_OK_OR_FAIL(evf_settings_set(s, "evf.listen", yes[i], "--listen"));
 		assert_true(s->evf.listen);
-	assert_true(s->wake);
 		evf_settings_free(s);
 	}
 }
