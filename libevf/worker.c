@@ -701,7 +701,8 @@ int evfi_batch_process(evfi_lane *l, evf_event **evs, size_t n)
 		rc = evfi_fail(EVF_ENOMEM, "out of memory");
 	if (!rc) {
 		for (size_t i = 0; i < b.n; i++)
-			l->leases[i] = (evf_lease){ b.evs[i]->id, b.evs[i]->attempts, b.evs[i]->type };
+			l->leases[i] = (evf_lease){ b.evs[i]->id, b.evs[i]->attempts, b.evs[i]->type,
+			                            !b.evs[i]->error };
 		l->nleases = b.n;
 		rc = batch_run(l, &b);
 	}

@@ -46,6 +46,9 @@ typedef struct evf_lease {
 	int attempts;
 	const char *type;   /* borrowed; completions only: SQLite counts
 	                       them per type and leaves out those without */
+	bool clean;         /* completions only: the event's error flag was
+	                       clear when claimed (and so is while the lease
+	                       holds), so completing need not clear it */
 } evf_lease;
 
 /* Failure of one leased event. */
