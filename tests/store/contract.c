@@ -421,7 +421,8 @@ static void test_complete_mixed_batch(void **state)
 	evf_event **evs;
 	/* the first fails once and is ready again at once */
 	assert_int_equal(claim(db, "w", 1, 60000, &evs), 1);
-	evf_failure_rec fr = { .lease = { evs[0]->id, evs[0]->attempts, evs[0]->type }, .message = "once" };
+	evf_failure_rec fr = { .lease = { .id = evs[0]->id, .attempts = evs[0]->attempts },
+	                       .message = "once" };
 	free_events(evs, 1);
 	bool one = false;
 	EVF_OK_OR_FAIL(s->ops->fail_batch(s, "w", &fr, 1, &one));
