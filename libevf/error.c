@@ -98,6 +98,18 @@ void evfi_buf_puts(evfi_buf *b, const char *s)
 	evfi_buf_add(b, s, strlen(s));
 }
 
+void evfi_buf_add_int(evfi_buf *b, int64_t v)
+{
+	char out[21], *p = out + sizeof out;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10));
+	if (v < 0)
+		*--p = '-';
+	evfi_buf_add(b, p, (size_t)(out + sizeof out - p));
+}
+
 void evfi_buf_printf(evfi_buf *b, const char *fmt, ...)
 {
 	char small[256];

@@ -88,6 +88,8 @@ typedef struct evfi_buf {
 void evfi_buf_add(evfi_buf *b, const char *s, size_t n);
 void evfi_buf_puts(evfi_buf *b, const char *s);
 void evfi_buf_printf(evfi_buf *b, const char *fmt, ...) EVF_PRINTF(2, 3);
+/* An integer in decimal, without printf: lists of ids are built per claim. */
+void evfi_buf_add_int(evfi_buf *b, int64_t v);
 void evfi_buf_free(evfi_buf *b);
 
 /* Prometheus label value: backslash, double quote and newline escaped. */

@@ -1064,23 +1064,17 @@ static bool copyable(const pg_store *s, const evf_emit_item *items, size_t n)
 	return true;
 }
 
-/* The wake-up itself: one NOTIFY on the table's channel. */
-static void notify_query(pg_store *s, pgq *q)
+/* The wake-up itself: one NOTIFY on the table's channel.  With async
+ * (a wake-up after a commit, in a transaction of its own) the same
+ * statement makes that transaction's commit not wait for its WAL flush:
+ * set_config(..., true) is SET LOCAL, one statement where there were two.
+ * Not in the implicit transaction the pipeline's sync would commit: an
+ * error at that commit (a full NOTIFY queue) arrives with no statement to
+ * own it, and libpq then leaves the connection in pipeline mode. */
+static void notify_query(pg_store *s, pgq *q, bool async)
 {
-	q_sql(q, "SELECT pg_notify(");
-	q_arg(q, s->channel);
-	q_sql(q, ", '')");
-}
-
-/* The wake-up after a commit: NOTIFY in a transaction that does not wait
- * for its WAL flush (set_config(..., true) is SET LOCAL), one statement
- * between BEGIN and COMMIT where SET LOCAL and NOTIFY were two.  Not in
- * the implicit transaction the pipeline's sync would commit: an error at
- * that commit (a full NOTIFY queue) arrives with no statement to own it,
- * and libpq then leaves the connection in pipeline mode. */
-static void wake_query(pg_store *s, pgq *q)
-{
-	q_sql(q, "SELECT set_config('synchronous_commit', 'off', true), pg_notify(");
+	q_sql(q, async ? "SELECT set_config('synchronous_commit', 'off', true), pg_notify("
+	               : "SELECT pg_notify(");
 	q_arg(q, s->channel);
 	q_sql(q, ", '')");
 }
@@ -1095,7 +1089,7 @@ static void wake_query(pg_store *s, pgq *q)
  * Fills 3 steps. */
 static void wake_steps(pg_store *s, pipe_step *st, pgq *q)
 {
-	wake_query(s, q);
+	notify_query(s, q, true);
 	st[0] = (pipe_step){ .sql = "BEGIN", .optional = true };
 	st[1] = (pipe_step){ .q = q, .optional = true };
 	st[2] = (pipe_step){ .sql = "COMMIT", .optional = true };
@@ -1167,7 +1161,7 @@ static int pg_emit(evf_store *base, const evf_emit_item *items, size_t n,
 	 * commit: only a NOTIFY there is delivered then. */
 	if (!rc && s->extended && s->wake && !own) {
 		pgq q = { 0 };
-		notify_query(s, &q);
+		notify_query(s, &q, false);
 		PGresult *r = run(s, &q, "notifying workers", &rc);
 		PQclear(r);
 		q_free(&q);
@@ -1211,9 +1205,11 @@ static char *int_array(const evf_lease *l, size_t n, bool attempts)
 {
 	evfi_buf b = { 0 };
 	evfi_buf_add(&b, "{", 1);
-	for (size_t i = 0; i < n; i++)
-		evfi_buf_printf(&b, "%s%lld", i ? "," : "",
-		                attempts ? (long long)l[i].attempts : (long long)l[i].id);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			evfi_buf_add(&b, ",", 1);
+		evfi_buf_add_int(&b, attempts ? l[i].attempts : l[i].id);
+	}
 	evfi_buf_add(&b, "}", 1);
 	return b.oom ? (evfi_buf_free(&b), NULL) : b.data;
 }

@@ -49,12 +49,17 @@ typedef struct sq_store {
 #define BASIC_COLS "id, type, parameters, date, processed, error, error_message, " \
 	"NULL, NULL, NULL, 0, NULL, 0, 0, NULL, NULL, 0, NULL, NULL"
 
+/* The evf code of a SQLite result code. */
+static int evf_code(int rc)
+{
+	if (rc == SQLITE_NOMEM)
+		return EVF_ENOMEM;
+	return (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? EVF_EBUSY : EVF_ESTORE;
+}
+
 static int sq_err(sq_store *s, int rc, const char *what)
 {
-	int code = (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? EVF_EBUSY : EVF_ESTORE;
-	if (rc == SQLITE_NOMEM)
-		code = EVF_ENOMEM;
-	return evfi_fail(code, "%s: %s", what, sqlite3_errmsg(s->db));
+	return evfi_fail(evf_code(rc), "%s: %s", what, sqlite3_errmsg(s->db));
 }
 
 static int exec_sql(sq_store *s, const char *sql)
@@ -163,11 +168,8 @@ static int tx_step(sq_store *s, int which)
 		s->tx[which] = st;
 	}
 	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		rc = evfi_fail(rc == SQLITE_BUSY ? EVF_EBUSY : EVF_ESTORE, "%s",
-		               sqlite3_errmsg(s->db));
-	else
-		rc = 0;
+	/* the message alone, as from exec_sql: callers say what they were doing */
+	rc = rc == SQLITE_DONE ? 0 : evfi_fail(evf_code(rc), "%s", sqlite3_errmsg(s->db));
 	sqlite3_reset(st);
 	return rc;
 }
@@ -216,25 +218,35 @@ static void rollback(sq_store *s)
 #define TALLY_MINUTE_AFTER 3600   /* seconds before buckets become minutes */
 #define TALLY_HOUR_AFTER 86400    /* and minutes become hours */
 
-/* Whether "<table>_tally" is there: 1 with the tally's four columns, 0
- * not at all, -1 as a table of another shape (not ours: never used,
- * written or dropped).  Not from the statement cache: preparing there
- * could evict a statement a caller holds. */
-static int tally_shape(sq_store *s, int *out)
+/* The n integers of the one row a query about this table returns (:t is
+ * its name).  Not from the statement cache: preparing there could evict
+ * a statement a caller holds. */
+static int table_ints(sq_store *s, const char *sql, int *out, int n, const char *what)
 {
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(s->db, "SELECT count(*), coalesce(sum(name IN ('span', 'at', "
-	                            "'type', 'completed')), 0) FROM pragma_table_info(:t || '_tally')",
-	                            -1, &st, NULL);
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
-		return sq_err(s, rc, "looking for the completion tally");
+		return sq_err(s, rc, what);
 	bind_text(st, ":t", s->base.table);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int n = sqlite3_column_int(st, 0), ours = sqlite3_column_int(st, 1);
-		*out = n == 0 ? 0 : n == 4 && ours == 4 ? 1 : -1;
-	}
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		for (int i = 0; i < n; i++)
+			out[i] = sqlite3_column_int(st, i);
 	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : sq_err(s, rc, "looking for the completion tally");
+	return rc == SQLITE_ROW ? 0 : sq_err(s, rc, what);
+}
+
+/* Whether "<table>_tally" is there: 1 with the tally's four columns, 0
+ * not at all, -1 as a table of another shape (not ours: never used,
+ * written or dropped). */
+static int tally_shape(sq_store *s, int *out)
+{
+	int v[2];
+	int rc = table_ints(s, "SELECT count(*), coalesce(sum(name IN ('span', 'at', 'type', "
+	                    "'completed')), 0) FROM pragma_table_info(:t || '_tally')", v, 2,
+	                    "looking for the completion tally");
+	if (!rc)
+		*out = v[0] == 0 ? 0 : v[0] == 4 && v[1] == 4 ? 1 : -1;
+	return rc;
 }
 
 /* s->tally, looked up again when unknown and, while there is none, once
@@ -257,16 +269,11 @@ static bool tally_on(sq_store *s)
 
 static int table_exists(sq_store *s, bool *out)
 {
-	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_master WHERE "
-	                            "type = 'table' AND name = :t", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return sq_err(s, rc, "looking for the table");
-	bind_text(st, ":t", s->base.table);
-	rc = sqlite3_step(st);
-	*out = rc == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : sq_err(s, rc, "looking for the table");
+	int n = 0;
+	int rc = table_ints(s, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+	                    "name = :t", &n, 1, "looking for the table");
+	*out = n > 0;
+	return rc;
 }
 
 /* The tally, what the table has completed so far counted into it (in
@@ -304,29 +311,32 @@ static int tally_ddl(sq_store *s, evfi_buf *b)
 	return 0;
 }
 
+/* One statement of a fold, run once a minute: not worth a cache slot. */
+static int fold_step(sq_store *s, const char *sql, int64_t before)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "folding the completion tally");
+	bind_int(st, ":before", before);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : sq_err(s, rc, "folding the completion tally");
+}
+
 /* Fold the buckets of one width older than `before` (a multiple of the
  * wider width) into buckets of the wider one. */
 static int tally_fold_span(sq_store *s, int from, int to, int64_t before)
 {
-	char sql[512];
-	sqlite3_stmt *st;
-	int rc = 0;
-	snprintf(sql, sizeof sql, "INSERT INTO %s (span, at, type, completed) SELECT %d, "
+	char add[512], drop[160];
+	snprintf(add, sizeof add, "INSERT INTO %s (span, at, type, completed) SELECT %d, "
 	         "at - at %% %d, type, sum(completed) FROM %s WHERE span = %d AND at < :before "
 	         "GROUP BY 2, 3 ON CONFLICT (span, at, type) DO UPDATE SET completed = "
 	         "completed + excluded.completed", s->qtally, to, to, s->qtally, from);
-	for (int step = 0; !rc && step < 2; step++) {
-		if (step)
-			snprintf(sql, sizeof sql, "DELETE FROM %s WHERE span = %d AND at < :before",
-			         s->qtally, from);
-		if ((rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL)) != SQLITE_OK)
-			return sq_err(s, rc, "folding the completion tally");
-		bind_int(st, ":before", before);
-		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
-		rc = rc == SQLITE_DONE ? 0 : sq_err(s, rc, "folding the completion tally");
-	}
-	return rc;
+	snprintf(drop, sizeof drop, "DELETE FROM %s WHERE span = %d AND at < :before",
+	         s->qtally, from);
+	int rc = fold_step(s, add, before);
+	return rc ? rc : fold_step(s, drop, before);
 }
 
 static int cmp_type(const void *a, const void *b)
@@ -895,28 +905,15 @@ static char *glob_of(const char *pattern);
 /* "[1,2,3]" for json_each. */
 static char *json_ids(const int64_t *ids, size_t n)
 {
-	/* by hand: a printf per id was 5% of a drain */
-	char *out = malloc(n * 21 + 3), *p = out;
-	if (!out)
-		return NULL;
-	*p++ = '[';
+	evfi_buf b = { 0 };
+	evfi_buf_add(&b, "[", 1);
 	for (size_t i = 0; i < n; i++) {
-		char digits[20];
-		uint64_t v = ids[i] < 0 ? 0 - (uint64_t)ids[i] : (uint64_t)ids[i];
-		int k = 0;
 		if (i)
-			*p++ = ',';
-		if (ids[i] < 0)
-			*p++ = '-';
-		do
-			digits[k++] = (char)('0' + v % 10);
-		while ((v /= 10));
-		while (k)
-			*p++ = digits[--k];
+			evfi_buf_add(&b, ",", 1);
+		evfi_buf_add_int(&b, ids[i]); /* a printf per id was 5% of a drain */
 	}
-	*p++ = ']';
-	*p = '\0';
-	return out;
+	evfi_buf_add(&b, "]", 1);
+	return b.oom ? (evfi_buf_free(&b), NULL) : b.data;
 }
 
 /* The event as the claim leaves it: one more attempt, held by us. */
@@ -1086,13 +1083,13 @@ static int lease_update(sq_store *s, const char *set, const char *set_clean,
 	char sql[640];
 	sqlite3_stmt *st[2];
 	int id_at[2], att_at[2], rc;
+	int nst = set_clean ? 2 : 1; /* [1]: for leases marked clean */
 
 	if (n == 0)
 		return 0;
-	/* [1] for leases marked clean, when the caller has a SET for them */
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < nst; k++) {
 		snprintf(sql, sizeof sql, "UPDATE %s SET %s WHERE id = :id%s", s->qt,
-		         k && set_clean ? set_clean : set,
+		         k ? set_clean : set,
 		         s->basic_tx ? "" : " AND locked_by = :w AND attempts = :att");
 		if ((rc = prepare(s, sql, &st[k])))
 			return rc;
@@ -1102,17 +1099,11 @@ static int lease_update(sq_store *s, const char *set, const char *set_clean,
 		/* looked up once: by name on every row it was 1% of a drain */
 		id_at[k] = idx(st[k], ":id");
 		att_at[k] = idx(st[k], ":att");
-		if (!set_clean) {
-			st[1] = st[0];
-			id_at[1] = id_at[0];
-			att_at[1] = att_at[0];
-			break;
-		}
 	}
 	if (!s->basic_tx && (rc = begin(s)))
 		return evfi_wrap(rc, "%s", what);
 	for (size_t i = 0; !rc && i < n; i++) {
-		int k = leases[i].clean;
+		int k = nst == 2 && leases[i].clean;
 		sqlite3_bind_int64(st[k], id_at[k], leases[i].id);
 		if (att_at[k])
 			sqlite3_bind_int64(st[k], att_at[k], leases[i].attempts);

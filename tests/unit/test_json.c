@@ -82,10 +82,28 @@ static void test_log_lines(void **state)
 	free(line);
 }
 
+/* The decimal writer behind the id lists of claims and completions. */
+static void test_buf_add_int(void **state)
+{
+	(void)state;
+	const int64_t v[] = { 0, 7, -7, 1234567890123, INT64_MAX, INT64_MIN };
+	evfi_buf b = { 0 };
+	for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+		if (i)
+			evfi_buf_add(&b, ",", 1);
+		evfi_buf_add_int(&b, v[i]);
+	}
+	assert_false(b.oom);
+	assert_string_equal(b.data, "0,7,-7,1234567890123,9223372036854775807,"
+	                            "-9223372036854775808");
+	evfi_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_validate),
+		cmocka_unit_test(test_buf_add_int),
 		cmocka_unit_test(test_event_json),
 		cmocka_unit_test(test_log_lines),
 	};
