@@ -117,18 +117,23 @@ const char *evfi_ext_column(size_t i);
 /* The bit of a column in the basic or extended mask (*basic says which),
  * or 0 for a column evf does not know. */
 unsigned evfi_column_bit(const char *name, bool *basic);
+/* int_times: SQLite timestamps as integer microseconds, not TEXT
+ * (ignored for PostgreSQL's timestamptz). */
+/* "date <type> NOT NULL" for a SQLite table. */
+void evfi_ddl_date(evfi_buf *b, bool int_times);
 /* ", name type" for every extended column (CREATE TABLE). */
-void evfi_ddl_columns(evfi_buf *b, bool pg, int max_attempts);
+void evfi_ddl_columns(evfi_buf *b, bool pg, bool int_times, int max_attempts);
 /* ALTER TABLE ... ADD COLUMN for the extended columns not in `have`. */
 void evfi_ddl_add_columns(evfi_buf *b, const char *qt, unsigned have, bool pg,
-                          int max_attempts);
+                          bool int_times, int max_attempts);
 /* The indexes of DESIGN.md and the evf_schema table. */
 /* "id, type, ..." : the columns of a basic or an extended table. */
 void evfi_sql_columns(evfi_buf *b, bool with_ext);
 /* "type = excluded.type, ...": every column but id, for an upsert. */
 void evfi_sql_excluded_set(evfi_buf *b, bool with_ext);
 /* CREATE TABLE IF NOT EXISTS for an archive of a basic or extended table. */
-void evfi_ddl_archive_table(evfi_buf *b, const char *qarch, bool pg, bool with_ext);
+void evfi_ddl_archive_table(evfi_buf *b, const char *qarch, bool pg, bool int_times,
+                            bool with_ext);
 void evfi_ddl_indexes(evfi_buf *b, const char *t, const char *qt, bool pg);
 
 /* ---- what the backends share around their SQL (store/common.c) --------- */

@@ -592,7 +592,7 @@ static int schema_change(pg_store *s, bool migrate, bool dry_run, char **sql_out
 	}
 	evfi_error_clear();
 	if (migrate) {
-		evfi_ddl_add_columns(&b, q, s->have_ext, true, s->base.opts->max_attempts);
+		evfi_ddl_add_columns(&b, q, s->have_ext, true, false, s->base.opts->max_attempts);
 	} else {
 		/* A claim updates every row of a run of pages, and stays HOT (no
 		 * index entries written) only where the new row versions fit on
@@ -606,7 +606,7 @@ static int schema_change(pg_store *s, bool migrate, bool dry_run, char **sql_out
 			"NULL DEFAULT '{}', date timestamptz NOT NULL DEFAULT now(), processed "
 			"boolean NOT NULL DEFAULT false, error boolean NOT NULL DEFAULT false, "
 			"error_message text", q);
-		evfi_ddl_columns(&b, true, s->base.opts->max_attempts);
+		evfi_ddl_columns(&b, true, false, s->base.opts->max_attempts);
 		evfi_buf_puts(&b, ") WITH (fillfactor = 50);\n");
 	}
 	evfi_ddl_indexes(&b, t, q, true);
@@ -1896,7 +1896,7 @@ static int pg_archive_table_create(evf_store *base, const char *qarch)
 	int ext = pg_schema_extended(base), rc;
 	if (ext < 0)
 		return ext;
-	evfi_ddl_archive_table(&sql, qarch, true, ext);
+	evfi_ddl_archive_table(&sql, qarch, true, false, ext);
 	if (sql.oom) {
 		evfi_buf_free(&sql);
 		return evfi_fail(EVF_ENOMEM, "out of memory");

@@ -1,9 +1,11 @@
 /*
  * sqlite.c - the SQLite backend: the embedded default.
  *
- * Timestamps are TEXT "YYYY-MM-DD HH:MM:SS.ffffff" UTC (Django's format, so
- * tables made by the original package work unchanged); fixed width makes
- * text comparison equal time comparison.  Writes run in BEGIN IMMEDIATE so
+ * Timestamps are integer microseconds since the epoch in the tables evf
+ * makes, and TEXT "YYYY-MM-DD HH:MM:SS.ffffff" UTC in tables of the
+ * original package (Django's format; fixed width makes text comparison
+ * equal time comparison) and of earlier evf builds: bind_time() writes the
+ * table's form, col_time() reads either.  Writes run in BEGIN IMMEDIATE so
  * that the busy timeout, not a failed lock upgrade, decides who waits.
  */
 #include "evf_internal.h"
@@ -26,6 +28,7 @@ typedef struct sq_store {
 	int extended;    /* 1 extended, 0 basic, -1 not known yet */
 	bool basic_tx;   /* a basic-table batch holds the write transaction */
 	unsigned have_ext; /* extended columns present (bits of store/ddl.c) */
+	bool int_times;  /* timestamps as integer microseconds, not TEXT */
 	char qt[64];     /* the quoted table name */
 	char qtally[72]; /* the quoted name of its completion tally */
 	int tally;       /* 1 the table has its tally, 0 not, -1 not known yet */
@@ -140,16 +143,24 @@ static void bind_int(sqlite3_stmt *st, const char *name, int64_t v)
 		sqlite3_bind_int64(st, i, v);
 }
 
-static void bind_time(sqlite3_stmt *st, const char *name, evf_time t)
+/* A time in the table's form: comparisons in SQL then compare times (an
+ * integer never equals or orders with text the way times do). */
+static void bind_time_at(const sq_store *s, sqlite3_stmt *st, int i, evf_time t)
 {
 	char buf[40];
-	int i = idx(st, name);
-	if (!i)
-		return;
-	if (t)
-		sqlite3_bind_text(st, i, evf_time_format(buf, sizeof buf, t), -1, SQLITE_TRANSIENT);
-	else
+	if (!t)
 		sqlite3_bind_null(st, i);
+	else if (s->int_times)
+		sqlite3_bind_int64(st, i, t);
+	else
+		sqlite3_bind_text(st, i, evf_time_format(buf, sizeof buf, t), -1, SQLITE_TRANSIENT);
+}
+
+static void bind_time(const sq_store *s, sqlite3_stmt *st, const char *name, evf_time t)
+{
+	int i = idx(st, name);
+	if (i)
+		bind_time_at(s, st, i, t);
 }
 
 /* ---- transactions -------------------------------------------------------- */
@@ -302,7 +313,8 @@ static int tally_ddl(sq_store *s, evfi_buf *b)
 		evfi_buf_printf(b, "INSERT INTO %s (span, at, type, completed) "
 			"SELECT span, e - e %% span, type, count(*) FROM (SELECT type, e, CASE "
 			"WHEN e >= now - %d THEN 1 WHEN e >= now - %d THEN 60 ELSE 3600 END AS span "
-			"FROM (SELECT type, CAST(strftime('%%s', processed_at) AS INTEGER) AS e, "
+			"FROM (SELECT type, CASE typeof(processed_at) WHEN 'integer' THEN "
+			"processed_at / 1000000 ELSE CAST(strftime('%%s', processed_at) AS INTEGER) END AS e, "
 			"CAST(strftime('%%s', 'now') AS INTEGER) AS now FROM %s WHERE processed_at "
 			"IS NOT NULL AND processed = 1 AND error = 0 AND dead = 0) WHERE e IS NOT NULL) "
 			"GROUP BY 1, 2, 3;\n", s->qtally, TALLY_MINUTE_AFTER, TALLY_HOUR_AFTER, s->qt);
@@ -406,6 +418,29 @@ static int tally_add(sq_store *s, const evf_lease *leases, size_t n, const bool 
 	return 0;
 }
 
+/* Whether a table's date column is declared INTEGER (qt: quoted name). */
+static int date_is_integer(sq_store *s, const char *qt, int *out)
+{
+	sqlite3_stmt *st;
+	*out = 0;
+	evfi_buf q = { 0 };
+	evfi_buf_printf(&q, "PRAGMA table_info(%s)", qt);
+	if (q.oom)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	int rc = sqlite3_prepare_v2(s->db, q.data, -1, &st, NULL);
+	evfi_buf_free(&q);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, "reading a table's columns");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+		const char *type = (const char *)sqlite3_column_text(st, 2);
+		if (name && type && !strcmp(name, "date"))
+			*out = !sqlite3_stricmp(type, "INTEGER");
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : sq_err(s, rc, "reading a table's columns");
+}
+
 static int detect_schema(sq_store *s)
 {
 	char sql[128];
@@ -432,7 +467,13 @@ static int detect_schema(sq_store *s)
 		return sq_err(s, rc, "reading the table's columns");
 	if ((rc = evfi_schema_verdict(s->base.table, ncols, have_basic)))
 		return rc;
+	/* the date column tells the table's form: "datetime" (Django), "TEXT"
+	 * (earlier evf builds) or "INTEGER" */
+	int int_times;
+	if ((rc = date_is_integer(s, s->qt, &int_times)))
+		return rc;
 	s->have_ext = have_ext;
+	s->int_times = int_times;
 	s->extended = have_ext == EVFI_ALL_EXT;
 	int shape = 0;
 	if (s->extended && (rc = tally_shape(s, &shape))) {
@@ -511,13 +552,20 @@ static int schema_change(sq_store *s, bool migrate, bool dry_run, char **sql_out
 	}
 	evfi_error_clear();
 	if (migrate) {
-		evfi_ddl_add_columns(&b, q, s->have_ext, false, s->base.opts->max_attempts);
+		/* the new columns take the form of the table's date */
+		evfi_ddl_add_columns(&b, q, s->have_ext, false, s->int_times,
+		                     s->base.opts->max_attempts);
 	} else {
+		/* A table that exists keeps its form (detect_schema); a new one
+		 * gets integer times: a third smaller rows than with text, and 9%
+		 * fewer instructions per drained event (design-notes.md). */
+		bool int_times = rc != 0 || s->int_times;
 		evfi_buf_printf(&b, "CREATE TABLE IF NOT EXISTS %s (id INTEGER PRIMARY KEY "
-			"AUTOINCREMENT, type TEXT NOT NULL, parameters TEXT NOT NULL DEFAULT '{}', "
-			"date TEXT NOT NULL, processed INTEGER NOT NULL DEFAULT 0, error INTEGER NOT "
-			"NULL DEFAULT 0, error_message TEXT", q);
-		evfi_ddl_columns(&b, false, s->base.opts->max_attempts);
+			"AUTOINCREMENT, type TEXT NOT NULL, parameters TEXT NOT NULL DEFAULT '{}', ", q);
+		evfi_ddl_date(&b, int_times);
+		evfi_buf_puts(&b, ", processed INTEGER NOT NULL DEFAULT 0, error INTEGER NOT "
+			"NULL DEFAULT 0, error_message TEXT");
+		evfi_ddl_columns(&b, false, int_times, s->base.opts->max_attempts);
 		evfi_buf_puts(&b, ");\n");
 	}
 	if (!(rc = drop_old_indexes(s, &b))) {
@@ -555,8 +603,10 @@ static int schema_change(sq_store *s, bool migrate, bool dry_run, char **sql_out
 		             "VALUES (:t, 1, :now) ON CONFLICT (table_name) DO UPDATE "
 		             "SET version = excluded.version, updated_at = excluded.updated_at", &st);
 		if (!rc) {
+			char now[40];
 			bind_text(st, ":t", t);
-			bind_time(st, ":now", evf_now());
+			/* evf_schema is shared by every table: always text */
+			bind_text(st, ":now", evf_time_format(now, sizeof now, evf_now()));
 			if (sqlite3_step(st) != SQLITE_DONE)
 				rc = sq_err(s, sqlite3_errcode(s->db), "recording the schema version");
 			sqlite3_reset(st);
@@ -593,6 +643,8 @@ static char *col_str(sqlite3_stmt *st, int i)
 
 static evf_time col_time(sqlite3_stmt *st, int i)
 {
+	if (sqlite3_column_type(st, i) == SQLITE_INTEGER)
+		return sqlite3_column_int64(st, i);
 	const unsigned char *v = sqlite3_column_text(st, i);
 	evf_time t = 0;
 	if (v && evf_time_parse(&t, (const char *)v))
@@ -698,7 +750,6 @@ static int emit_rows(sq_store *s, const evf_emit_item *items, size_t k, evf_time
 	bool keyed = k == 1 && items[0].opts.key;
 	evfi_buf sql = { 0 };
 	sqlite3_stmt *st;
-	char nb_text[40];
 	int rc;
 
 	emit_sql(s, &sql, k, keyed);
@@ -713,7 +764,10 @@ static int emit_rows(sq_store *s, const evf_emit_item *items, size_t k, evf_time
 		/* SQLITE_STATIC: the caller's strings outlive the step below */
 		sqlite3_bind_text(st, v + 1, it->type, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, v + 2, it->parameters ? it->parameters : "{}", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, v + 3, now_text, -1, SQLITE_STATIC);
+		if (s->int_times)
+			sqlite3_bind_int64(st, v + 3, now);
+		else
+			sqlite3_bind_text(st, v + 3, now_text, -1, SQLITE_STATIC);
 		if (!s->extended)
 			continue;
 		evf_time nb = o->not_before ? o->not_before : now + o->delay_ms * 1000;
@@ -722,11 +776,10 @@ static int emit_rows(sq_store *s, const evf_emit_item *items, size_t k, evf_time
 		o->correlation_id ? sqlite3_bind_text(st, v + 5, o->correlation_id, -1, SQLITE_STATIC)
 		                  : sqlite3_bind_null(st, v + 5);
 		sqlite3_bind_int(st, v + 6, o->priority);
-		if (nb == now)
+		if (nb == now && !s->int_times)
 			sqlite3_bind_text(st, v + 7, now_text, -1, SQLITE_STATIC);
 		else
-			sqlite3_bind_text(st, v + 7, evf_time_format(nb_text, sizeof nb_text, nb), -1,
-			                  SQLITE_TRANSIENT);
+			bind_time_at(s, st, v + 7, nb);
 		sqlite3_bind_int(st, v + 8, o->max_attempts > 0 ? o->max_attempts
 		                                                : s->base.opts->max_attempts);
 	}
@@ -854,7 +907,7 @@ static int claim_basic(sq_store *s, const evf_claim *c, evf_event ***out, size_t
 	}
 	bind_text(st, ":types", types);
 	free(types);
-	bind_time(st, ":older", c->older_than);
+	bind_time(s, st, ":older", c->older_than);
 	size_t cap = (size_t)(c->limit > 0 ? c->limit : 1), got = 0;
 	bind_int(st, ":n", (int64_t)cap);
 	evf_event **evs = calloc(cap, sizeof *evs);
@@ -944,7 +997,7 @@ static int lease_rows(sq_store *s, const int64_t *ids, size_t n, const char *wor
 	         "attempts = attempts + 1 WHERE id IN (SELECT value FROM json_each(:ids))", s->qt);
 	if (!(rc = prepare(s, sql, &st))) {
 		bind_text(st, ":w", worker_id);
-		bind_time(st, ":until", until);
+		bind_time(s, st, ":until", until);
 		bind_text(st, ":ids", l);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
@@ -1009,10 +1062,10 @@ static int sq_claim(evf_store *base, const evf_claim *c, evf_event ***out, size_
 		return rc;
 	}
 	evf_time now = evf_now(), until = now + c->lock_ms * 1000;
-	bind_time(st, ":now", now);
+	bind_time(s, st, ":now", now);
 	bind_text(st, ":types", types);
 	bind_text(st, ":skip", skip);
-	bind_time(st, ":older", c->older_than);
+	bind_time(s, st, ":older", c->older_than);
 	bind_int(st, ":maxatt", c->max_attempts);
 	size_t cap = (size_t)(c->limit > 0 ? c->limit : 1), got = 0;
 	bind_int(st, ":n", (int64_t)cap);
@@ -1087,6 +1140,8 @@ static int lease_update(sq_store *s, const char *set, const char *set_clean,
 
 	if (n == 0)
 		return 0;
+	if ((rc = sq_schema_extended(&s->base)) < 0) /* the form of its times */
+		return rc;
 	for (int k = 0; k < nst; k++) {
 		snprintf(sql, sizeof sql, "UPDATE %s SET %s WHERE id = :id%s", s->qt,
 		         k ? set_clean : set,
@@ -1094,8 +1149,8 @@ static int lease_update(sq_store *s, const char *set, const char *set_clean,
 		if ((rc = prepare(s, sql, &st[k])))
 			return rc;
 		bind_text(st[k], ":w", worker_id);
-		bind_time(st[k], ":now", now);
-		bind_time(st[k], ":until", until);
+		bind_time(s, st[k], ":now", now);
+		bind_time(s, st[k], ":until", until);
 		/* looked up once: by name on every row it was 1% of a drain */
 		id_at[k] = idx(st[k], ":id");
 		att_at[k] = idx(st[k], ":att");
@@ -1179,6 +1234,8 @@ static int sq_fail(evf_store *base, const char *worker_id, const evf_failure_rec
 
 	if (n == 0)
 		return 0;
+	if ((rc = sq_schema_extended(base)) < 0) /* the form of its times */
+		return rc;
 	if (s->basic_tx) /* final, as the original package recorded failures */
 		snprintf(sql, sizeof sql, "UPDATE %s SET processed = 1, error = 1, "
 		         "error_message = :msg WHERE id = :id", s->qt);
@@ -1195,9 +1252,9 @@ static int sq_fail(evf_store *base, const char *worker_id, const evf_failure_rec
 		sqlite3_reset(st);
 		bind_text(st, ":msg", r->message ? r->message : "handler failed");
 		bind_text(st, ":code", r->code);
-		bind_time(st, ":now", now);
+		bind_time(s, st, ":now", now);
 		bind_int(st, ":dead", r->dead);
-		bind_time(st, ":retry", r->dead ? now : now + 1000 * r->retry_ms);
+		bind_time(s, st, ":retry", r->dead ? now : now + 1000 * r->retry_ms);
 		bind_int(st, ":id", r->lease.id);
 		bind_text(st, ":w", worker_id);
 		bind_int(st, ":att", r->lease.attempts);
@@ -1287,9 +1344,10 @@ static void where_clause(sq_store *s, evfi_buf *b, const evf_filter *f, bool ext
 	}
 }
 
-static int bind_filter(sqlite3_stmt *st, const evf_filter *f, evf_time now)
+static int bind_filter(const sq_store *s, sqlite3_stmt *st, const evf_filter *f,
+                       evf_time now)
 {
-	bind_time(st, ":now", now);
+	bind_time(s, st, ":now", now);
 	if (f->type && *f->type) {
 		if (strchr(f->type, '*')) {
 			char *g = glob_of(f->type);
@@ -1308,13 +1366,13 @@ static int bind_filter(sqlite3_stmt *st, const evf_filter *f, evf_time now)
 		bind_text(st, ":ids", ids);
 		free(ids);
 	}
-	bind_time(st, ":since", f->since);
-	bind_time(st, ":until", f->until);
+	bind_time(s, st, ":since", f->since);
+	bind_time(s, st, ":until", f->until);
 	bind_text(st, ":corr", f->correlation_id);
 	bind_text(st, ":text", f->text);
 	bind_int(st, ":after", f->after_id);
 	if (f->order == EVF_ORDER_DATE)
-		bind_time(st, ":akey", f->after_key);
+		bind_time(s, st, ":akey", f->after_key);
 	else
 		bind_int(st, ":akey", f->after_key);
 	bind_int(st, ":limit", f->limit);
@@ -1333,7 +1391,7 @@ static int prepare_filtered(sq_store *s, evfi_buf *sql, const evf_filter *f,
 	evfi_buf_free(sql);
 	if (rc != SQLITE_OK)
 		return sq_err(s, rc, "preparing a query");
-	if ((rc = bind_filter(*st, f, now))) {
+	if ((rc = bind_filter(s, *st, f, now))) {
 		sqlite3_finalize(*st);
 		return rc;
 	}
@@ -1631,14 +1689,27 @@ static int sq_archive_table_create(evf_store *base, const char *qarch)
 	int ext = sq_schema_extended(base), rc;
 	if (ext < 0)
 		return ext;
-	evfi_ddl_archive_table(&sql, qarch, false, ext);
+	evfi_ddl_archive_table(&sql, qarch, false, s->int_times, ext);
 	if (sql.oom) {
 		evfi_buf_free(&sql);
 		return evfi_fail(EVF_ENOMEM, "out of memory");
 	}
 	rc = exec_sql(s, sql.data);
 	evfi_buf_free(&sql);
-	return rc ? evfi_wrap(rc, "creating the archive table %s", qarch) : 0;
+	if (rc)
+		return evfi_wrap(rc, "creating the archive table %s", qarch);
+	/* An archive made for a table of the other form would turn integer
+	 * times into text digits (or keep text where integers are expected):
+	 * rows nobody could read back as times. */
+	int int_dates;
+	if ((rc = date_is_integer(s, qarch, &int_dates)))
+		return rc;
+	if (int_dates != s->int_times)
+		return evfi_fail(EVF_ESCHEMA, "archive table %s holds times as %s and table %s "
+		                 "as %s: archive into another table", qarch,
+		                 int_dates ? "integers" : "text", s->base.table,
+		                 s->int_times ? "integers" : "text");
+	return 0;
 }
 
 /* Restrict an archive step to the rows (:after, :hi] matching f. */
@@ -1737,7 +1808,7 @@ static int sq_restore(evf_store *base, const evf_event *evs, size_t n, int64_t *
 		const evf_event *e = &evs[i];
 		bind_int(st, ":id", e->id);
 		bind_text(st, ":type", e->type);
-		bind_time(st, ":date", e->date);
+		bind_time(s, st, ":date", e->date);
 		bind_text(st, ":params", e->parameters);
 		/* a basic table records a final failure as processed with error */
 		bind_int(st, ":processed", e->processed || (!ext && e->dead));
@@ -1747,15 +1818,15 @@ static int sq_restore(evf_store *base, const evf_event *evs, size_t n, int64_t *
 		bind_text(st, ":key", e->idempotency_key);
 		bind_text(st, ":corr", e->correlation_id);
 		bind_int(st, ":prio", e->priority);
-		bind_time(st, ":nb", e->not_before);
+		bind_time(s, st, ":nb", e->not_before);
 		bind_int(st, ":attempts", e->attempts);
 		bind_int(st, ":max", e->max_attempts > 0 ? e->max_attempts : s->base.opts->max_attempts);
-		bind_time(st, ":lerr", e->last_error_at);
-		bind_time(st, ":pat", e->processed_at);
+		bind_time(s, st, ":lerr", e->last_error_at);
+		bind_time(s, st, ":pat", e->processed_at);
 		bind_text(st, ":code", e->error_code);
 		bind_int(st, ":dead", e->dead);
 		bind_text(st, ":lby", e->locked_by);
-		bind_time(st, ":luntil", e->locked_until);
+		bind_time(s, st, ":luntil", e->locked_until);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			rc = evfi_wrap(sq_err(s, sqlite3_errcode(s->db), "restoring"),
 			               "event %lld", (long long)e->id);
@@ -1870,7 +1941,7 @@ static int sq_activity(evf_store *base, evf_time since, evf_activity *out)
 	evfi_buf_free(&sql);
 	if (rc != SQLITE_OK)
 		return sq_err(s, rc, "counting recent activity");
-	bind_time(st, ":since", since);
+	bind_time(s, st, ":since", since);
 	bind_int(st, ":since_s", since > 0 ? since / 1000000 : 0);
 	int err = 0;
 	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -1935,7 +2006,7 @@ static int one_row(sq_store *s, const char *sql, evf_time now, int64_t *v, int n
 	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return sq_err(s, rc, what);
-	bind_time(st, ":now", now);
+	bind_time(s, st, ":now", now);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		for (int i = 0; i < nv; i++) {

@@ -77,6 +77,17 @@ psql_q() {
 	done
 }
 
+# sql_ago N: the time N seconds ago as an SQL literal, in the form the
+# tables evf makes hold it (SQLite: integer microseconds since 1970,
+# PostgreSQL: timestamptz).
+sql_ago() {
+	if [ "$BACKEND" = pg ]; then
+		date -u -d "-$1 sec" "+'%Y-%m-%d %H:%M:%S.000000+00'"
+	else
+		echo $((($(date +%s) - $1) * 1000000))
+	fi
+}
+
 # sql STATEMENT: run it on the test database outside evfctl (psql, or
 # Python's sqlite3) and print the rows, one per line, columns separated by
 # '|'.

@@ -10,15 +10,6 @@ if [ "$BACKEND" = pg ] && ! command -v psql >/dev/null 2>&1; then
 	exit 77
 fi
 
-# ts_ago N: the time N seconds ago, as the backend stores it.
-ts_ago() {
-	if [ "$BACKEND" = pg ]; then
-		date -u -d "-$1 sec" '+%Y-%m-%d %H:%M:%S.000000+00'
-	else
-		date -u -d "-$1 sec" '+%Y-%m-%d %H:%M:%S.000000'
-	fi
-}
-
 # lines: how many lines the last stdout has.
 expect_lines() {
 	_n=$(wc -l <"$T/out")
@@ -90,8 +81,8 @@ check "stats: the rates of all types" grep -Eq '^all +0\.05 +0\.02 +0\.0008 +0\.
 check "stats: the rates of a.ok" grep -Eq '^a\.ok +0\.05 +0\.00 ' "$T/out"
 
 # Half an hour ago: out of the 15m window and the last minute, not the hour.
-sql "UPDATE \"$TABLE\" SET processed_at = '$(ts_ago 1800)' WHERE processed_at IS NOT NULL" >/dev/null
-sql "UPDATE \"$TABLE\" SET last_error_at = '$(ts_ago 1800)' WHERE last_error_at IS NOT NULL" >/dev/null
+sql "UPDATE \"$TABLE\" SET processed_at = $(sql_ago 1800) WHERE processed_at IS NOT NULL" >/dev/null
+sql "UPDATE \"$TABLE\" SET last_error_at = $(sql_ago 1800) WHERE last_error_at IS NOT NULL" >/dev/null
 # SQLite counts completions in the table's tally (seconds since 1970)
 [ "$BACKEND" = pg ] || sql "UPDATE \"${TABLE}_tally\" SET at = at - 1800" >/dev/null
 run health
@@ -163,7 +154,7 @@ expect_field "$id" state done
 
 # ---- ready for too long, and nobody working -------------------------------
 old=$(emit_id d.old)
-sql "UPDATE \"$TABLE\" SET date = '$(ts_ago 600)', not_before = '$(ts_ago 600)' WHERE id = $old" >/dev/null
+sql "UPDATE \"$TABLE\" SET date = $(sql_ago 600), not_before = $(sql_ago 600) WHERE id = $old" >/dev/null
 run health
 expect_exit 2
 check "the critical check comes first" sh -c "head -1 '$T/out' | grep -q '^CRITICAL idle_queue: events ready for 10m'"

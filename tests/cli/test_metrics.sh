@@ -141,11 +141,7 @@ check "statsd: every line well-formed" sh -c "grep -v '^--\$' '$S' | grep -v '^\
 
 # ---- evfctl metrics: the database ------------------------------------------
 old=$(emit_id e.old)
-if [ "$BACKEND" = pg ]; then
-	sql "UPDATE \"$TABLE\" SET date = now() - interval '120 seconds', not_before = now() - interval '120 seconds' WHERE id = $old" >/dev/null
-else
-	sql "UPDATE \"$TABLE\" SET date = strftime('%Y-%m-%d %H:%M:%f000', 'now', '-120 seconds'), not_before = strftime('%Y-%m-%d %H:%M:%f000', 'now', '-120 seconds') WHERE id = $old" >/dev/null
-fi
+sql "UPDATE \"$TABLE\" SET date = $(sql_ago 120), not_before = $(sql_ago 120) WHERE id = $old" >/dev/null
 run metrics
 expect_exit 0
 expect_stderr_empty

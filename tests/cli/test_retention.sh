@@ -96,7 +96,7 @@ if [ "$BACKEND" = sqlite ]; then
 	# (cJSON accepts it) and, from an old table, text that is not JSON
 	evf emit p.odd "$(printf '{"m":"x\ny"}')" >/dev/null
 	evf mark-processed --type p.odd >/dev/null
-	sql "INSERT INTO \"$TABLE\" (type, date, parameters, processed, error, error_message) VALUES ('p.odd', '2026-01-01 00:00:00.000000', '{\"a\":1} junk', 1, 0, '')" >/dev/null
+	sql "INSERT INTO \"$TABLE\" (type, date, parameters, processed, error, error_message) VALUES ('p.odd', $(sql_ago 0), '{\"a\":1} junk', 1, 0, '')" >/dev/null
 	odd=2
 else
 	odd=0

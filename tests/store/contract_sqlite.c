@@ -10,6 +10,20 @@
 
 static char *last_path;
 
+/* The table as earlier evf builds made it, with TEXT timestamps: tables
+ * made then keep that form, and the contract runs once more on it. */
+static const char text_times_ddl[] =
+	"CREATE TABLE evf_event (id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, "
+	"parameters TEXT NOT NULL DEFAULT '{}', date TEXT NOT NULL, processed INTEGER NOT "
+	"NULL DEFAULT 0, error INTEGER NOT NULL DEFAULT 0, error_message TEXT, "
+	"idempotency_key TEXT, correlation_id TEXT, priority INTEGER NOT NULL DEFAULT 0, "
+	"not_before TEXT, attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL "
+	"DEFAULT 5, last_error_at TEXT, processed_at TEXT, error_code TEXT, dead INTEGER "
+	"NOT NULL DEFAULT 0, locked_by TEXT, locked_until TEXT)";
+static bool text_times; /* open_fresh makes the default table in that form */
+
+static int exec_raw(const char *sql);
+
 static int open_fresh(evf_db **out, evf_options *o)
 {
 	char *path = tu_path("contract");
@@ -18,6 +32,8 @@ static int open_fresh(evf_db **out, evf_options *o)
 	o->create = true;
 	int rc = evf_open(out, path, o);
 	free(path);
+	if (!rc && text_times && !o->table && exec_raw(text_times_ddl))
+		rc = -1;
 	if (!rc)
 		rc = evf_init(*out);
 	return rc;
@@ -428,23 +444,31 @@ static void test_tally_counts_and_folds(void **state)
 /* A table made before the tally keeps counting through processed_at
  * until its next init, which tallies what it had completed (not what
  * failed) and drops the index; a second init counts nothing twice. */
-static void test_tally_made_from_processed_at(void **state)
+static void tally_made_from_processed_at(bool text)
 {
-	(void)state;
 	evf_options o = EVF_OPTIONS_INIT;
 	evf_db *db;
-	EVF_OK_OR_FAIL(open_fresh(&db, &o));
+	char sql[1024];
+	text_times = text;
+	int rc = open_fresh(&db, &o);
+	text_times = false;
+	EVF_OK_OR_FAIL(rc);
 	complete_n(db, "a", 3);
 	evf_close(db);
 	/* done two hours and three days ago, and now; one that failed */
-	assert_int_equal(exec_raw("DROP TABLE evf_event_tally; CREATE INDEX "
+#define AGO(m) (text ? "strftime('%Y-%m-%d %H:%M:%f', 'now'" m ")" : \
+	"CAST((julianday('now'" m ") - 2440587.5) * 86400000000 AS INTEGER)")
+	snprintf(sql, sizeof sql, "DROP TABLE evf_event_tally; CREATE INDEX "
 		"evf_event_processed_at ON evf_event (processed_at) WHERE processed_at IS NOT NULL; "
-		"UPDATE evf_event SET processed_at = strftime('%Y-%m-%d %H:%M:%f', 'now', "
-		"'-2 hours') WHERE id = 1; UPDATE evf_event SET processed_at = "
-		"strftime('%Y-%m-%d %H:%M:%f', 'now', '-3 days') WHERE id = 2; "
+		"UPDATE evf_event SET processed_at = %s WHERE id = 1; "
+		"UPDATE evf_event SET processed_at = %s WHERE id = 2; "
 		"INSERT INTO evf_event (type, parameters, date, processed, error, processed_at) "
-		"VALUES ('x', '{}', '2026-01-01 00:00:00', 1, 1, "
-		"strftime('%Y-%m-%d %H:%M:%f', 'now'))"), 0);
+		"VALUES ('x', '{}', %s, 1, 1, %s)", AGO(", '-2 hours'"), AGO(", '-3 days'"),
+		AGO(""), AGO(""));
+#undef AGO
+	assert_int_equal(exec_raw(sql), 0);
+	assert_int_equal(query_int("SELECT count(*) FROM evf_event WHERE typeof(processed_at) "
+	                           "= ?", text ? "text" : "integer", -1), 4);
 	EVF_OK_OR_FAIL(reopen(&db, &o));
 	assert_int_equal(completed_since(db, 60), 1);
 	assert_int_equal(completed_since(db, 3 * 3600), 2);
@@ -468,6 +492,75 @@ static void test_tally_made_from_processed_at(void **state)
 	assert_int_equal(completed_since(db, 4 * 86400), 4);
 	complete_n(db, "c", 1);
 	assert_int_equal(completed_since(db, 60), 3);
+	evf_close(db);
+}
+
+static void test_tally_made_from_processed_at(void **state)
+{
+	(void)state;
+	tally_made_from_processed_at(false);
+}
+
+static void test_tally_made_from_processed_at_text(void **state)
+{
+	(void)state;
+	tally_made_from_processed_at(true);
+}
+
+/* The tables evf makes hold times as integers, and refuse text written
+ * by hand (which would sort after every integer and never be ready);
+ * a table of the older text form keeps it; an archive table of the
+ * other form is refused rather than filled with times nobody can read. */
+static void test_times_in_the_tables_form(void **state)
+{
+	(void)state;
+	evf_options o = EVF_OPTIONS_INIT;
+	evf_db *db;
+	EVF_OK_OR_FAIL(open_fresh(&db, &o));
+	EVF_OK_OR_FAIL(evf_emit(db, "a", "{}", NULL, NULL));
+	complete_n(db, "b", 1);
+	assert_int_equal(query_int("SELECT count(*) FROM evf_event WHERE typeof(date) = ? AND "
+	                           "typeof(not_before) = ?1", "integer", -1), 2);
+	assert_int_equal(query_int("SELECT typeof(processed_at) = ? FROM evf_event WHERE "
+	                           "type = 'b'", "integer", -1), 1);
+	assert_int_equal(exec_raw("INSERT INTO evf_event (type, date) VALUES "
+	                          "('c', '2026-01-01 00:00:00.000000')"), -1);
+	assert_int_equal(exec_raw("UPDATE evf_event SET not_before = '2026-01-01' "
+	                          "WHERE type = 'a'"), -1);
+	/* by hand, as integer microseconds: ready at once */
+	assert_int_equal(exec_raw("INSERT INTO evf_event (type, date) VALUES ('c', "
+		"CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER))"), 0);
+	complete_n(db, "c", 0);
+	assert_int_equal(query_int("SELECT processed FROM evf_event WHERE type = ?", "c", -1), 1);
+	evf_retention r = EVF_RETENTION_INIT;
+	evf_retention_result res;
+	r.older_than = evf_now() + 1000000;
+	r.to_table = "arch_text";
+	assert_int_equal(exec_raw("CREATE TABLE arch_text (id INTEGER PRIMARY KEY, date TEXT)"), 0);
+	assert_int_equal(evf_archive(db, &r, &res), EVF_ESCHEMA);
+	assert_non_null(strstr(evf_error_last(), "archive into another table"));
+	r.to_table = "arch_new";
+	EVF_OK_OR_FAIL(evf_archive(db, &r, &res));
+	assert_int_equal(res.total, 2);
+	assert_int_equal(query_int("SELECT count(*) FROM arch_new WHERE typeof(date) = ? AND "
+	                           "typeof(processed_at) = ?1", "integer", -1), 2);
+	evf_close(db);
+
+	text_times = true;
+	int rc = open_fresh(&db, &o);
+	text_times = false;
+	EVF_OK_OR_FAIL(rc);
+	complete_n(db, "b", 2);
+	assert_int_equal(query_int("SELECT count(*) FROM evf_event WHERE typeof(date) = ? AND "
+	                           "typeof(processed_at) = ?1", "text", -1), 2);
+	r.older_than = evf_now() + 1000000;
+	r.to_table = "arch_int";
+	assert_int_equal(exec_raw("CREATE TABLE arch_int (id INTEGER PRIMARY KEY, date INTEGER)"), 0);
+	assert_int_equal(evf_archive(db, &r, &res), EVF_ESCHEMA);
+	r.to_table = "arch_text";
+	EVF_OK_OR_FAIL(evf_archive(db, &r, &res));
+	assert_int_equal(query_int("SELECT count(*) FROM arch_text WHERE typeof(date) = ?",
+	                           "text", -1), 2);
 	evf_close(db);
 }
 
@@ -523,6 +616,8 @@ static const struct CMUnitTest sqlite_tests[] = {
 	cmocka_unit_test(test_batch_failure_inserts_nothing),
 	cmocka_unit_test(test_tally_counts_and_folds),
 	cmocka_unit_test(test_tally_made_from_processed_at),
+	cmocka_unit_test(test_tally_made_from_processed_at_text),
+	cmocka_unit_test(test_times_in_the_tables_form),
 	cmocka_unit_test(test_tally_belongs_to_its_table),
 };
 
@@ -532,7 +627,13 @@ int main(void)
 		"sqlite", open_fresh, reopen, exec_raw, column_count, django_ddl,
 		sqlite_tests, sizeof sqlite_tests / sizeof sqlite_tests[0],
 	};
+	static const contract_backend text = {
+		"sqlite-text-times", open_fresh, reopen, exec_raw, column_count, django_ddl,
+		NULL, 0,
+	};
 	int rc = contract_run(&b);
+	text_times = true;
+	rc |= contract_run(&text);
 	free(last_path);
 	return rc;
 }

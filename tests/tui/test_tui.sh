@@ -323,7 +323,7 @@ python3 - "$DB" <<'PY' || exit 99
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
 c.executemany("INSERT INTO big (type, date, parameters, processed, error, error_message, priority) "
-              "VALUES ('bulk.row', '2026-01-01 00:00:00.000000', '{}', 1, 0, '', ?)",
+              "VALUES ('bulk.row', 1767225600000000, '{}', 1, 0, '', ?)",
               ((i % 7,) for i in range(200000)))
 c.commit()
 PY
