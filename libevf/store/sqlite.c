@@ -969,6 +969,73 @@ static char *json_ids(const int64_t *ids, size_t n)
 	return b.oom ? (evfi_buf_free(&b), NULL) : b.data;
 }
 
+/* The rows of a list of ids, for an UPDATE's WHERE: "id BETWEEN" when
+ * the ids are exactly one run of consecutive ids (a drain's batches
+ * nearly always are), else json_each over a JSON list.  With the range
+ * SQLite updates the rows as it walks them; the subquery makes it
+ * gather the list and then the rows in two temporary indexes first,
+ * 2k instructions per row. */
+typedef struct id_set {
+	bool range;
+	int64_t lo, hi;
+	char *list; /* when !range */
+} id_set;
+
+static bool ids_are_a_run(const int64_t *ids, size_t n, int64_t *lo, int64_t *hi)
+{
+	*lo = *hi = ids[0];
+	for (size_t i = 1; i < n; i++) {
+		if (ids[i] < *lo)
+			*lo = ids[i];
+		if (ids[i] > *hi)
+			*hi = ids[i];
+	}
+	if ((uint64_t)(*hi - *lo) != n - 1)
+		return false;
+	/* n ids over n places: a run unless one is there twice */
+	bool *seen = calloc(n, sizeof *seen);
+	bool run = seen != NULL;
+	for (size_t i = 0; run && i < n; i++) {
+		run = !seen[ids[i] - *lo];
+		seen[ids[i] - *lo] = true;
+	}
+	free(seen);
+	return run;
+}
+
+static int id_set_make(id_set *set, const int64_t *ids, size_t n)
+{
+	set->list = NULL;
+	set->range = n > 0 && ids_are_a_run(ids, n, &set->lo, &set->hi);
+	if (!set->range && !(set->list = json_ids(ids, n)))
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	return 0;
+}
+
+static const char *id_set_where(const id_set *set)
+{
+	return set->range ? "id BETWEEN :lo AND :hi" : "id IN (SELECT value FROM json_each(:ids))";
+}
+
+static void id_set_bind(sqlite3_stmt *st, const id_set *set)
+{
+	if (set->range) {
+		bind_int(st, ":lo", set->lo);
+		bind_int(st, ":hi", set->hi);
+	} else {
+		sqlite3_bind_text(st, idx(st, ":ids"), set->list, -1, SQLITE_STATIC);
+	}
+}
+
+/* After the step: no pointer into the list kept by the statement. */
+static void id_set_free(id_set *set, sqlite3_stmt *st)
+{
+	if (st && !set->range)
+		sqlite3_bind_null(st, idx(st, ":ids"));
+	free(set->list);
+	set->list = NULL;
+}
+
 /* The event as the claim leaves it: one more attempt, held by us. */
 static int lease_taken(evf_event *ev, const char *worker_id, evf_time until, evf_time now)
 {
@@ -988,17 +1055,17 @@ static int lease_rows(sq_store *s, const int64_t *ids, size_t n, const char *wor
                       evf_time until)
 {
 	char sql[200];
-	sqlite3_stmt *st;
-	int rc;
-	char *l = json_ids(ids, n);
-	if (!l)
-		return evfi_fail(EVF_ENOMEM, "out of memory");
+	sqlite3_stmt *st = NULL;
+	id_set set;
+	int rc = id_set_make(&set, ids, n);
+	if (rc)
+		return rc;
 	snprintf(sql, sizeof sql, "UPDATE %s SET locked_by = :w, locked_until = :until, "
-	         "attempts = attempts + 1 WHERE id IN (SELECT value FROM json_each(:ids))", s->qt);
+	         "attempts = attempts + 1 WHERE %s", s->qt, id_set_where(&set));
 	if (!(rc = prepare(s, sql, &st))) {
 		bind_text(st, ":w", worker_id);
 		bind_time(s, st, ":until", until);
-		bind_text(st, ":ids", l);
+		id_set_bind(st, &set);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE)
@@ -1009,7 +1076,7 @@ static int lease_rows(sq_store *s, const int64_t *ids, size_t n, const char *wor
 		else
 			rc = 0;
 	}
-	free(l);
+	id_set_free(&set, st);
 	return rc;
 }
 
@@ -1160,26 +1227,26 @@ static int lease_update_groups(sq_store *s, const char *set, const char *set_cle
 		bool clean;
 		sqlite3_stmt *st;
 		size_t k = lease_group(leases, n, done, ids, &attempts, &clean);
-		char *list = json_ids(ids, k);
+		id_set rows;
 		left -= k;
-		snprintf(sql, sizeof sql, "UPDATE %s SET %s WHERE id IN (SELECT value FROM "
-		         "json_each(:ids)) AND locked_by = :w AND attempts = :att", s->qt,
-		         clean && set_clean ? set_clean : set);
-		if (!list)
-			rc = evfi_fail(EVF_ENOMEM, "out of memory");
-		else if (!(rc = prepare(s, sql, &st))) {
-			sqlite3_bind_text(st, idx(st, ":ids"), list, -1, SQLITE_STATIC);
+		if ((rc = id_set_make(&rows, ids, k)))
+			break;
+		st = NULL;
+		snprintf(sql, sizeof sql, "UPDATE %s SET %s WHERE %s AND locked_by = :w AND "
+		         "attempts = :att", s->qt, clean && set_clean ? set_clean : set,
+		         id_set_where(&rows));
+		if (!(rc = prepare(s, sql, &st))) {
+			id_set_bind(st, &rows);
 			bind_text(st, ":w", worker_id);
 			bind_int(st, ":att", attempts);
 			bind_time(s, st, ":now", now);
 			bind_time(s, st, ":until", until);
 			rc = sqlite3_step(st);
 			sqlite3_reset(st);
-			sqlite3_clear_bindings(st); /* no pointer into list kept */
 			rc = rc != SQLITE_DONE ? sq_err(s, rc, what)
 			     : (size_t)sqlite3_changes(s->db) == k;
 		}
-		free(list);
+		id_set_free(&rows, st);
 	}
 	free(done);
 	free(ids);

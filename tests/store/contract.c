@@ -472,6 +472,30 @@ static void test_complete_mixed_batch(void **state)
 		assert_true(ap[i]);
 		assert_int_equal(state_of(db, more[i]), EVF_STATE_DONE);
 	}
+	/* the same holder's lease between two it completes is left alone,
+	 * also when the list names one twice (n ids over n consecutive
+	 * places, but not all of them); a run of consecutive ids in any
+	 * order completes exactly those */
+	int64_t five[5];
+	for (int i = 0; i < 5; i++)
+		five[i] = emit(db, "t", "{}");
+	n = claim(db, "w", 10, 60000, &evs);
+	assert_int_equal(n, 5);
+	evf_lease g[5];
+	for (size_t i = 0; i < n; i++) {
+		int k = (int)(evs[i]->id - five[0]);
+		assert_in_range(k, 0, 4);
+		g[k] = (evf_lease){ .id = evs[i]->id, .attempts = evs[i]->attempts };
+	}
+	free_events(evs, n);
+	evf_lease twice[3] = { g[2], g[0], g[0] };
+	EVF_OK_OR_FAIL(s->ops->complete(s, "w", twice, 3, NULL));
+	evf_lease run[2] = { g[4], g[3] };
+	EVF_OK_OR_FAIL(s->ops->complete(s, "w", run, 2, NULL));
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(state_of(db, five[i]), i == 1 ? EVF_STATE_RUNNING : EVF_STATE_DONE);
+	EVF_OK_OR_FAIL(s->ops->complete(s, "w", &g[1], 1, NULL));
+	assert_int_equal(state_of(db, five[1]), EVF_STATE_DONE);
 	evf_close(db);
 }
 
