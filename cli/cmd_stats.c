@@ -60,6 +60,8 @@ static void print_json(const evf_stats *st, const struct stats_extra *x)
 	cJSON *obj = cli_json_object(), *types = cli_json_object();
 
 	cli_json_add_number(obj, "total", (double)st->total);
+	if (!cJSON_AddBoolToObject(obj, "estimated", st->estimated))
+		cli_oom();
 	cli_json_add_item(obj, "states", state_counts_json(st->counts));
 	for (size_t i = 0; i < st->ntypes; i++)
 		cli_json_add_item(types, st->types[i].type,
@@ -131,6 +133,8 @@ static void print_human(const evf_stats *st, const struct stats_extra *x)
 	printf("%-10s %10" PRId64 "\n", "total", st->total);
 	for (int s = 0; s < EVF_STATE__COUNT; s++)
 		printf("%-10s %10" PRId64 "\n", evf_state_name((evf_state)s), st->counts[s]);
+	if (st->estimated)
+		puts("(done and dead estimated from a sample: the table is large)");
 	print_throughput(st, x, width);
 	if (st->ntypes == 0)
 		return;

@@ -138,6 +138,14 @@ void evfi_ddl_indexes(evfi_buf *b, const char *t, const char *qt, bool pg);
 
 /* ---- what the backends share around their SQL (store/common.c) --------- */
 
+/* Beyond this many events (SQLite: by the id range, PostgreSQL: by the
+ * planner's estimate) a console's counts are estimated instead of
+ * counted, so that a refresh stays cheap on huge tables: the total in
+ * the overview, and done and dead by type in the stats, from a sample of
+ * EVFI_STATS_SAMPLE ids drawn at random. */
+#define EVFI_EXACT_LIMIT 200000
+#define EVFI_STATS_SAMPLE 4000
+
 void evfi_sql_state(evfi_buf *b, evf_state st, bool ext, bool pg, const char *now);
 /* "CASE WHEN <dead> THEN 5 ... ELSE 0 END": a row's state as a number. */
 void evfi_sql_state_case(evfi_buf *b, bool ext, bool pg, const char *now);

@@ -117,23 +117,35 @@ int evfi_keep_first(const evf_event *ev, void *user)
 }
 
 /* The record of `type` in an array of per-type records (each starting
- * with its `char *type`) filled from rows sorted by type: the last one,
- * or a new zeroed one appended.  NULL when out of memory. */
+ * with its `char *type`) kept sorted by type: found, or a new zeroed one
+ * inserted in its place (rows may come in any order: the stats of a big
+ * table merge two queries).  NULL when out of memory. */
 static void *type_slot(void **arr, size_t *n, size_t size, const char *type)
 {
-	char *last = *n ? (char *)*arr + (*n - 1) * size : NULL;
+	size_t lo = 0, hi = *n;
 	if (!type)
 		type = "";
-	if (last && !strcmp(*(char **)last, type))
-		return last;
-	char *grown = realloc(*arr, (*n + 1) * size);
-	if (!grown)
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(*(char **)((char *)*arr + mid * size), type);
+		if (c == 0)
+			return (char *)*arr + mid * size;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	char *copy = strdup(type);
+	char *grown = copy ? realloc(*arr, (*n + 1) * size) : NULL;
+	if (!grown) {
+		free(copy);
 		return NULL;
+	}
 	*arr = grown;
-	char *slot = grown + *n * size;
+	char *slot = grown + lo * size;
+	memmove(slot + size, slot, (*n - lo) * size);
 	memset(slot, 0, size);
-	if (!(*(char **)slot = strdup(type)))
-		return NULL;
+	*(char **)slot = copy;
 	(*n)++;
 	return slot;
 }

@@ -1769,24 +1769,64 @@ static int pg_count(evf_store *base, const evf_filter *f, int64_t *out)
 	return 0;
 }
 
-static int pg_stats(evf_store *base, evf_stats *out)
+/* Rows of (type, state, count) into out. */
+static int stats_rows(pg_store *s, pgq *q, evf_stats *out)
 {
-	pg_store *s = PG(base);
-	pgq q = { 0 };
-	int ext = pg_schema_extended(base), rc;
-	if (ext < 0)
-		return ext;
-	q_sql(&q, "SELECT type, ");
-	evfi_sql_state_case(&q.sql, ext, true, "now()");
-	q_sql(&q, " AS st, count(*) FROM %s GROUP BY 1, 2 ORDER BY 1", s->qt);
-	PGresult *r = run(s, &q, "counting events", &rc);
-	q_free(&q);
+	int rc;
+	PGresult *r = run(s, q, "counting events", &rc);
+	q_free(q);
 	if (!r)
 		return rc;
 	for (int i = 0; !rc && i < PQntuples(r); i++)
 		rc = evfi_stats_add(out, PQgetvalue(r, i, 0), (int)ival(r, i, 1), ival(r, i, 2));
 	PQclear(r);
 	return rc;
+}
+
+static int one_row(pg_store *s, pgq *q, int64_t *v, int nv, const char *what);
+static int64_t planner_rows(pg_store *s, int *rc);
+
+static int pg_stats(evf_store *base, evf_stats *out)
+{
+	pg_store *s = PG(base);
+	pgq q = { 0 };
+	int64_t v[2];
+	int ext = pg_schema_extended(base), rc = 0;
+	if (ext < 0)
+		return ext;
+	if (!ext || planner_rows(s, &rc) <= EVFI_EXACT_LIMIT) {
+		if (rc)
+			return rc;
+		q_sql(&q, "SELECT type, ");
+		evfi_sql_state_case(&q.sql, ext, true, "now()");
+		q_sql(&q, " AS st, count(*) FROM %s GROUP BY 1, 2", s->qt);
+		return stats_rows(s, &q, out);
+	}
+	/* as on SQLite (sqlite.c, sq_stats): the live rows exactly, through
+	 * the partial indexes, the rest from ids drawn at random */
+	q_sql(&q, "SELECT type, ");
+	evfi_sql_state_case(&q.sql, ext, true, "now()");
+	q_sql(&q, " AS st, count(*) FROM %s WHERE processed = false AND dead = false "
+	      "GROUP BY 1, 2", s->qt);
+	if ((rc = stats_rows(s, &q, out)))
+		return rc;
+	q_sql(&q, "SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM %s", s->qt);
+	if ((rc = one_row(s, &q, v, 2, "sizing the table")))
+		return rc;
+	int64_t span = v[1] - v[0] + 1;
+	q_sql(&q, "SELECT type, ");
+	evfi_sql_state_case(&q.sql, ext, true, "now()");
+	q_sql(&q, " AS st, count(*) * ");
+	q_int(&q, span);
+	q_sql(&q, "::bigint / %d FROM (SELECT ", EVFI_STATS_SAMPLE);
+	q_int(&q, v[0]);
+	q_sql(&q, "::bigint + floor(random() * ");
+	q_int(&q, span);
+	q_sql(&q, "::bigint)::bigint AS i FROM generate_series(1, %d)) g JOIN %s ON id = g.i "
+	      "WHERE NOT (processed = false AND dead = false) GROUP BY 1, 2",
+	      EVFI_STATS_SAMPLE, s->qt);
+	out->estimated = true;
+	return stats_rows(s, &q, out);
 }
 
 static int pg_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
@@ -2183,10 +2223,6 @@ static int pg_activity(evf_store *base, evf_time since, evf_activity *out)
 
 /* ---- the console's header -------------------------------------------------- */
 
-/* Beyond this many rows (by the planner's estimate) the total is not
- * counted, so that a refresh stays cheap on huge tables. */
-#define EXACT_TOTAL_LIMIT 200000
-
 static int one_row(pg_store *s, pgq *q, int64_t *v, int nv, const char *what)
 {
 	int rc;
@@ -2198,6 +2234,18 @@ static int one_row(pg_store *s, pgq *q, int64_t *v, int nv, const char *what)
 		v[i] = PQntuples(r) ? ival(r, 0, i) : 0;
 	PQclear(r);
 	return 0;
+}
+
+/* The table's size by the planner's estimate (no scan). */
+static int64_t planner_rows(pg_store *s, int *rc)
+{
+	pgq q = { 0 };
+	int64_t v = 0;
+	q_sql(&q, "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = ");
+	q_arg(&q, s->qt);
+	q_sql(&q, "::regclass");
+	*rc = one_row(s, &q, &v, 1, "sizing the table");
+	return v;
 }
 
 static int pg_overview(evf_store *base, evf_overview *out)
@@ -2245,15 +2293,10 @@ static int pg_overview(evf_store *base, evf_overview *out)
 	if ((rc = one_row(s, &q, v, 1, "counting dead events")))
 		return rc;
 	out->counts[EVF_STATE_DEAD] = v[0];
-	char qt_lit[80];
-	snprintf(qt_lit, sizeof qt_lit, "%s", s->qt);
-	q_sql(&q, "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = ");
-	q_arg(&q, qt_lit);
-	q_sql(&q, "::regclass");
-	if ((rc = one_row(s, &q, v, 1, "sizing the table")))
+	int64_t total = planner_rows(s, &rc);
+	if (rc)
 		return rc;
-	int64_t total = v[0];
-	if (total <= EXACT_TOTAL_LIMIT) {
+	if (total <= EVFI_EXACT_LIMIT) {
 		q_sql(&q, "SELECT count(*) FROM %s", s->qt);
 		if ((rc = one_row(s, &q, v, 1, "counting events")))
 			return rc;

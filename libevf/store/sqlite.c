@@ -1683,31 +1683,92 @@ static int sq_get(evf_store *base, int64_t id, evf_event **out)
 	return 0;
 }
 
+static int one_row(sq_store *s, const char *sql, evf_time now, int64_t *v, int nv,
+                   const char *what)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_err(s, rc, what);
+	bind_time(s, st, ":now", now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		for (int i = 0; i < nv; i++) {
+			if (sqlite3_column_type(st, i) == SQLITE_TEXT) {
+				evf_time t = 0;
+				evf_time_parse(&t, (const char *)sqlite3_column_text(st, i));
+				v[i] = t;
+			} else {
+				v[i] = sqlite3_column_int64(st, i);
+			}
+		}
+		rc = 0;
+	} else {
+		rc = sq_err(s, rc, what);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Rows of (type, state, count) into out; :lo and :span bound when the
+ * statement names them. */
+static int stats_rows(sq_store *s, evfi_buf *sql, int64_t lo, int64_t span, evf_stats *out)
+{
+	sqlite3_stmt *st;
+	evf_filter none = EVF_FILTER_INIT;
+	int rc = prepare_filtered(s, sql, &none, evf_now(), &st), err = 0;
+	if (rc)
+		return rc;
+	bind_int(st, ":lo", lo);
+	bind_int(st, ":span", span);
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		err = evfi_stats_add(out, (const char *)sqlite3_column_text(st, 0),
+		                     sqlite3_column_int(st, 1), sqlite3_column_int64(st, 2));
+	rc = err ? err : rc == SQLITE_DONE ? 0 : sq_err(s, rc, "counting events");
+	sqlite3_finalize(st);
+	return rc;
+}
+
 static int sq_stats(evf_store *base, evf_stats *out)
 {
 	sq_store *s = SQ(base);
 	evfi_buf sql = { 0 };
-	sqlite3_stmt *st;
+	int64_t v[2] = { 0 };
+	char q[200];
 	int ext = sq_schema_extended(base), rc;
 	if (ext < 0)
 		return ext;
+	/* each of min and max is one step down the rowid tree */
+	snprintf(q, sizeof q, "SELECT (SELECT min(id) FROM %s), (SELECT max(id) FROM %s)",
+	         s->qt, s->qt);
+	if (ext && (rc = one_row(s, q, 0, v, 2, "sizing the table")))
+		return rc;
+	if (!ext || v[1] - v[0] < EVFI_EXACT_LIMIT) {
+		evfi_buf_puts(&sql, "SELECT type, ");
+		evfi_sql_state_case(&sql, ext, false, ":now");
+		evfi_buf_printf(&sql, " AS st, count(*) FROM %s GROUP BY type, st", s->qt);
+		return stats_rows(s, &sql, 0, 0, out);
+	}
+	/* the live rows, exactly, through the ready-queue index */
 	evfi_buf_puts(&sql, "SELECT type, ");
 	evfi_sql_state_case(&sql, ext, false, ":now");
-	evfi_buf_printf(&sql, " AS st, count(*) FROM %s GROUP BY type, st ORDER BY type", s->qt);
-	evf_filter none = EVF_FILTER_INIT;
-	if ((rc = prepare_filtered(s, &sql, &none, evf_now(), &st)))
+	evfi_buf_printf(&sql, " AS st, count(*) FROM %s INDEXED BY \"%s_ready\" WHERE "
+	                "processed = 0 AND dead = 0 GROUP BY type, st", s->qt, s->base.table);
+	if ((rc = stats_rows(s, &sql, 0, 0, out)))
 		return rc;
-	int err = 0;
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		err = evfi_stats_add(out, (const char *)sqlite3_column_text(st, 0),
-		                     sqlite3_column_int(st, 1), sqlite3_column_int64(st, 2));
-	if (err) {
-		sqlite3_finalize(st);
-		return err;
-	}
-	rc = rc == SQLITE_DONE ? 0 : sq_err(s, rc, "counting events");
-	sqlite3_finalize(st);
-	return rc;
+	/* the rest from ids drawn at random over the id range, each standing
+	 * for span / sample ids (ids purged since count as the gaps they
+	 * are); at random, not evenly spaced, so that types emitted in a
+	 * repeating pattern are not sampled in step with it */
+	evfi_buf_printf(&sql, "WITH RECURSIVE ids(n, i) AS (SELECT 0, NULL UNION ALL SELECT "
+	                "n + 1, :lo + abs(random() %% :span) FROM ids WHERE n < %d) SELECT type, ",
+	                EVFI_STATS_SAMPLE);
+	evfi_sql_state_case(&sql, ext, false, ":now");
+	evfi_buf_printf(&sql, " AS st, count(*) * :span / %d FROM ids CROSS JOIN %s ON id = i "
+	                "WHERE NOT (processed = 0 AND dead = 0) GROUP BY type, st",
+	                EVFI_STATS_SAMPLE, s->qt);
+	out->estimated = true;
+	return stats_rows(s, &sql, v[0], v[1] - v[0] + 1, out);
 }
 
 static int sq_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
@@ -2146,37 +2207,6 @@ static int sq_wait(evf_store *base, int64_t ms, volatile sig_atomic_t *stop)
 
 /* ---- the console's header -------------------------------------------------- */
 
-/* Beyond this many rows the total is estimated from the id range instead
- * of counted, so that a refresh stays cheap on huge tables. */
-#define EXACT_TOTAL_LIMIT 200000
-
-static int one_row(sq_store *s, const char *sql, evf_time now, int64_t *v, int nv,
-                   const char *what)
-{
-	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return sq_err(s, rc, what);
-	bind_time(s, st, ":now", now);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		for (int i = 0; i < nv; i++) {
-			if (sqlite3_column_type(st, i) == SQLITE_TEXT) {
-				evf_time t = 0;
-				evf_time_parse(&t, (const char *)sqlite3_column_text(st, i));
-				v[i] = t;
-			} else {
-				v[i] = sqlite3_column_int64(st, i);
-			}
-		}
-		rc = 0;
-	} else {
-		rc = sq_err(s, rc, what);
-	}
-	sqlite3_finalize(st);
-	return rc;
-}
-
 static int sq_overview(evf_store *base, evf_overview *out)
 {
 	sq_store *s = SQ(base);
@@ -2233,7 +2263,7 @@ static int sq_overview(evf_store *base, evf_overview *out)
 	if ((rc = one_row(s, sql, now, v, 1, "sizing the table")))
 		return rc;
 	int64_t total = v[0];
-	if (total <= EXACT_TOTAL_LIMIT) {
+	if (total <= EVFI_EXACT_LIMIT) {
 		snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", s->qt);
 		if ((rc = one_row(s, sql, now, v, 1, "counting events")))
 			return rc;
