@@ -499,6 +499,57 @@ static void test_complete_mixed_batch(void **state)
 	evf_close(db);
 }
 
+/* Leases of two attempts in one call, the first group with a lease lost
+ * to another worker: extend, release and complete (with no applied
+ * flags asked for) still reach every lease held in the other group. */
+static void test_lost_lease_in_a_mixed_batch(void **state)
+{
+	(void)state;
+	evf_db *db = contract_db(NULL);
+	evf_store *s = db->store;
+	int64_t x = emit(db, "t", "{}"), y = emit(db, "t", "{}"), z = emit(db, "t", "{}");
+	evf_event **evs;
+	assert_int_equal(claim(db, "w", 1, 60000, &evs), 1); /* x fails once */
+	evf_failure_rec fr = { .lease = { .id = evs[0]->id, .attempts = evs[0]->attempts },
+	                       .message = "once" };
+	free_events(evs, 1);
+	EVF_OK_OR_FAIL(s->ops->fail_batch(s, "w", &fr, 1, NULL));
+	tu_sleep_ms(20);
+	assert_int_equal(claim(db, "w", 3, 300, &evs), 3);
+	evf_lease l[3]; /* y first: its group (y, z) is the short one */
+	for (int i = 0; i < 3; i++) {
+		int k = evs[i]->id == y ? 0 : evs[i]->id == z ? 1 : 2;
+		l[k] = (evf_lease){ .id = evs[i]->id, .attempts = evs[i]->attempts };
+	}
+	free_events(evs, 3);
+	assert_int_equal(l[2].attempts, 2);
+	EVF_OK_OR_FAIL(s->ops->release(s, "w", &l[0], 1));
+	assert_int_equal(claim(db, "other", 1, 60000, &evs), 1);
+	assert_int_equal(evs[0]->id, y);
+	free_events(evs, 1);
+
+	EVF_OK_OR_FAIL(s->ops->extend(s, "w", l, 3, 60000));
+	tu_sleep_ms(400); /* past the claim's 300 ms lease */
+	assert_int_equal(state_of(db, x), EVF_STATE_RUNNING);
+	assert_int_equal(state_of(db, z), EVF_STATE_RUNNING);
+	EVF_OK_OR_FAIL(s->ops->release(s, "w", l, 3));
+	assert_int_equal(state_of(db, x), EVF_STATE_FAILED); /* ready, its failure kept */
+	assert_int_equal(state_of(db, z), EVF_STATE_PENDING);
+	assert_int_equal(state_of(db, y), EVF_STATE_RUNNING);
+	assert_int_equal(get_attempts(db, x), 1); /* a release gives the attempt back */
+
+	assert_int_equal(claim(db, "w", 2, 60000, &evs), 2);
+	for (int i = 0; i < 2; i++)
+		l[evs[i]->id == z ? 1 : 2] = (evf_lease){ .id = evs[i]->id,
+		                                          .attempts = evs[i]->attempts };
+	free_events(evs, 2);
+	EVF_OK_OR_FAIL(s->ops->complete(s, "w", l, 3, NULL));
+	assert_int_equal(state_of(db, x), EVF_STATE_DONE);
+	assert_int_equal(state_of(db, z), EVF_STATE_DONE);
+	assert_int_equal(state_of(db, y), EVF_STATE_RUNNING);
+	evf_close(db);
+}
+
 static void test_extend_and_release(void **state)
 {
 	(void)state;
@@ -1873,6 +1924,7 @@ int contract_run(const contract_backend *b)
 		cmocka_unit_test(test_complete_and_stale_worker),
 		cmocka_unit_test(test_complete_mixed_batch),
 		cmocka_unit_test(test_extend_and_release),
+		cmocka_unit_test(test_lost_lease_in_a_mixed_batch),
 		cmocka_unit_test(test_lease_renewed_for_waiting_events),
 		cmocka_unit_test(test_worker_outcomes),
 	cmocka_unit_test(test_failed_then_done),
