@@ -134,7 +134,7 @@ static void print_human(const evf_stats *st, const struct stats_extra *x)
 	for (int s = 0; s < EVF_STATE__COUNT; s++)
 		printf("%-10s %10" PRId64 "\n", evf_state_name((evf_state)s), st->counts[s]);
 	if (st->estimated)
-		puts("(done and dead estimated from a sample: the table is large)");
+		puts("(done estimated from a sample: the table is large)");
 	print_throughput(st, x, width);
 	if (st->ntypes == 0)
 		return;

@@ -464,17 +464,18 @@ typedef struct evf_type_counts {
 	char *type;
 	int64_t counts[EVF_STATE__COUNT];
 } evf_type_counts;
-/* Counts by type and state.  On a table of more than 200,000 events the
- * live states (pending to stuck) stay exact and done and dead are
- * estimated from a sample of 4,000 ids drawn at random, so that the cost
- * does not grow with the table; `estimated` says so.  A type rarer than
- * one event in 4,000 may then be missing from done and dead. */
+/* Counts by type and state.  On an extended table of more than 200,000
+ * events the live states (pending to stuck) and dead stay exact, read
+ * through partial indexes, and done is estimated from 4,000 ids drawn at
+ * random, so that the cost grows with the live and dead events only, not
+ * with the done ones; `estimated` says so.  A type with a few done events
+ * in thousands may then show none, or an estimate far off. */
 typedef struct evf_stats {
 	int64_t counts[EVF_STATE__COUNT];
 	int64_t total;
 	size_t ntypes;
 	evf_type_counts *types; /* sorted by type */
-	bool estimated;         /* done and dead from a sample */
+	bool estimated;         /* done from a sample */
 } evf_stats;
 int evf_stats_get(evf_db *db, evf_stats **out);
 void evf_stats_free(evf_stats *s);

@@ -176,6 +176,12 @@ void evfi_sort_claimed(evf_event **evs, size_t n);
 int evfi_keep_first(const evf_event *ev, void *user);
 /* Add a (type, state, count) row, rows sorted by type. */
 int evfi_stats_add(evf_stats *out, const char *type, int state, int64_t count);
+/* Of a sample of EVFI_STATS_SAMPLE ids drawn over an id range of span:
+ * whether the rows it found make the table big enough to be estimated,
+ * and the done events it found added to out, scaled to the range (live
+ * and dead are counted exactly apart). */
+bool evfi_stats_sampled(const evf_stats *sample, int64_t span);
+int evfi_stats_add_done(evf_stats *out, const evf_stats *sample, int64_t span);
 /* Done is what the total leaves after the other states. */
 void evfi_overview_finish(evf_overview *out, int64_t total, bool estimated);
 /* 0, or EVF_ESCHEMA when a table is missing or lacks the basic columns. */

@@ -117,7 +117,7 @@ static void types_draw(tui_app *app, int top, int rows)
 	else
 		snprintf(took, sizeof took, "%.1f s", (double)app->stats_took_ms / 1e3);
 	snprintf(when, sizeof when, "%s %s ago in %s%s",
-	         st->estimated ? "done and dead estimated from a sample" : "counted",
+	         st->estimated ? "done estimated from a sample" : "counted",
 	         tui_fmt_age(age, sizeof age, now > app->stats_at ? now - app->stats_at : 0),
 	         took, app->bg && tui_bg_busy(app->bg) ? ", counting again" : "");
 	ui_text(top + rows - 1, 1, COLS - 2, A_DIM, when);

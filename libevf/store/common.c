@@ -163,6 +163,26 @@ int evfi_stats_add(evf_stats *out, const char *type, int state, int64_t count)
 	return 0;
 }
 
+bool evfi_stats_sampled(const evf_stats *sample, int64_t span)
+{
+	/* each draw stands for span / EVFI_STATS_SAMPLE ids */
+	return sample->total * (span / EVFI_STATS_SAMPLE) > EVFI_EXACT_LIMIT;
+}
+
+int evfi_stats_add_done(evf_stats *out, const evf_stats *sample, int64_t span)
+{
+	int rc = 0;
+	for (size_t i = 0; !rc && i < sample->ntypes; i++) {
+		int64_t n = sample->types[i].counts[EVF_STATE_DONE];
+		if (n)
+			rc = evfi_stats_add(out, sample->types[i].type, EVF_STATE_DONE,
+			                    n * (span / EVFI_STATS_SAMPLE) +
+			                    n * (span % EVFI_STATS_SAMPLE) / EVFI_STATS_SAMPLE);
+	}
+	out->estimated = true;
+	return rc;
+}
+
 void evfi_overview_finish(evf_overview *out, int64_t total, bool estimated)
 {
 	int64_t rest = total;

@@ -1802,31 +1802,49 @@ static int pg_stats(evf_store *base, evf_stats *out)
 		q_sql(&q, " AS st, count(*) FROM %s GROUP BY 1, 2", s->qt);
 		return stats_rows(s, &q, out);
 	}
-	/* as on SQLite (sqlite.c, sq_stats): the live rows exactly, through
-	 * the partial indexes, the rest from ids drawn at random */
-	q_sql(&q, "SELECT type, ");
-	evfi_sql_state_case(&q.sql, ext, true, "now()");
-	q_sql(&q, " AS st, count(*) FROM %s WHERE processed = false AND dead = false "
-	      "GROUP BY 1, 2", s->qt);
-	if ((rc = stats_rows(s, &q, out)))
-		return rc;
+	/* as on SQLite (sqlite.c, sq_stats): done from ids drawn at random,
+	 * the live and the dead exactly, through the partial indexes */
 	q_sql(&q, "SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM %s", s->qt);
 	if ((rc = one_row(s, &q, v, 2, "sizing the table")))
 		return rc;
 	int64_t span = v[1] - v[0] + 1;
+	evf_stats *sample = calloc(1, sizeof *sample);
+	if (!sample)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
 	q_sql(&q, "SELECT type, ");
 	evfi_sql_state_case(&q.sql, ext, true, "now()");
-	q_sql(&q, " AS st, count(*) * ");
-	q_int(&q, span);
-	q_sql(&q, "::bigint / %d FROM (SELECT ", EVFI_STATS_SAMPLE);
+	q_sql(&q, " AS st, count(*) FROM (SELECT ");
 	q_int(&q, v[0]);
 	q_sql(&q, "::bigint + floor(random() * ");
 	q_int(&q, span);
 	q_sql(&q, "::bigint)::bigint AS i FROM generate_series(1, %d)) g JOIN %s ON id = g.i "
-	      "WHERE NOT (processed = false AND dead = false) GROUP BY 1, 2",
-	      EVFI_STATS_SAMPLE, s->qt);
-	out->estimated = true;
-	return stats_rows(s, &q, out);
+	      "GROUP BY 1, 2", EVFI_STATS_SAMPLE, s->qt);
+	if ((rc = stats_rows(s, &q, sample))) {
+		evf_stats_free(sample);
+		return rc;
+	}
+	if (!evfi_stats_sampled(sample, span)) { /* fewer rows than the planner thought */
+		evf_stats_free(sample);
+		q_sql(&q, "SELECT type, ");
+		evfi_sql_state_case(&q.sql, ext, true, "now()");
+		q_sql(&q, " AS st, count(*) FROM %s GROUP BY 1, 2", s->qt);
+		return stats_rows(s, &q, out);
+	}
+	q_sql(&q, "SELECT type, ");
+	evfi_sql_state_case(&q.sql, ext, true, "now()");
+	q_sql(&q, " AS st, count(*) FROM %s WHERE processed = false AND dead = false "
+	      "GROUP BY 1, 2", s->qt);
+	if (!(rc = stats_rows(s, &q, out))) {
+		q_sql(&q, "SELECT type, ");
+		evfi_sql_state_case(&q.sql, ext, true, "now()");
+		q_sql(&q, " AS st, count(*) FROM %s WHERE error AND (dead OR processed) "
+		      "GROUP BY 1, 2", s->qt);
+		rc = stats_rows(s, &q, out);
+	}
+	if (!rc)
+		rc = evfi_stats_add_done(out, sample, span);
+	evf_stats_free(sample);
+	return rc;
 }
 
 static int pg_act(evf_store *base, evf_action a, const evf_filter *f, int arg,

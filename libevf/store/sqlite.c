@@ -1748,32 +1748,49 @@ static int sq_stats(evf_store *base, evf_stats *out)
 	         s->qt, s->qt);
 	if (ext && (rc = one_row(s, q, 0, v, 2, "sizing the table")))
 		return rc;
-	if (!ext || v[1] - v[0] < EVFI_EXACT_LIMIT) {
+	int64_t span = v[1] - v[0] + 1;
+	evf_stats *sample = NULL;
+	if (ext && span > EVFI_EXACT_LIMIT) {
+		/* ids drawn at random over the id range (store/common.c,
+		 * evfi_stats_sampled); purged ids count as the gaps they are */
+		if (!(sample = calloc(1, sizeof *sample)))
+			return evfi_fail(EVF_ENOMEM, "out of memory");
+		evfi_buf_printf(&sql, "WITH RECURSIVE ids(n, i) AS (SELECT 0, NULL UNION ALL "
+		                "SELECT n + 1, :lo + abs(random() %% :span) FROM ids WHERE n < %d) "
+		                "SELECT type, ", EVFI_STATS_SAMPLE);
+		evfi_sql_state_case(&sql, ext, false, ":now");
+		evfi_buf_printf(&sql, " AS st, count(*) FROM ids CROSS JOIN %s ON id = i "
+		                "GROUP BY type, st", s->qt);
+		if ((rc = stats_rows(s, &sql, v[0], span, sample))) {
+			evf_stats_free(sample);
+			return rc;
+		}
+	}
+	if (!sample || !evfi_stats_sampled(sample, span)) {
+		/* small (or sparse: few ids left in a wide range): every row */
+		evf_stats_free(sample);
 		evfi_buf_puts(&sql, "SELECT type, ");
 		evfi_sql_state_case(&sql, ext, false, ":now");
 		evfi_buf_printf(&sql, " AS st, count(*) FROM %s GROUP BY type, st", s->qt);
 		return stats_rows(s, &sql, 0, 0, out);
 	}
-	/* the live rows, exactly, through the ready-queue index */
+	/* the live rows through the ready-queue index, the dead (every one
+	 * has error = 1) through the error index: exact */
 	evfi_buf_puts(&sql, "SELECT type, ");
 	evfi_sql_state_case(&sql, ext, false, ":now");
 	evfi_buf_printf(&sql, " AS st, count(*) FROM %s INDEXED BY \"%s_ready\" WHERE "
 	                "processed = 0 AND dead = 0 GROUP BY type, st", s->qt, s->base.table);
-	if ((rc = stats_rows(s, &sql, 0, 0, out)))
-		return rc;
-	/* the rest from ids drawn at random over the id range, each standing
-	 * for span / sample ids (ids purged since count as the gaps they
-	 * are); at random, not evenly spaced, so that types emitted in a
-	 * repeating pattern are not sampled in step with it */
-	evfi_buf_printf(&sql, "WITH RECURSIVE ids(n, i) AS (SELECT 0, NULL UNION ALL SELECT "
-	                "n + 1, :lo + abs(random() %% :span) FROM ids WHERE n < %d) SELECT type, ",
-	                EVFI_STATS_SAMPLE);
-	evfi_sql_state_case(&sql, ext, false, ":now");
-	evfi_buf_printf(&sql, " AS st, count(*) * :span / %d FROM ids CROSS JOIN %s ON id = i "
-	                "WHERE NOT (processed = 0 AND dead = 0) GROUP BY type, st",
-	                EVFI_STATS_SAMPLE, s->qt);
-	out->estimated = true;
-	return stats_rows(s, &sql, v[0], v[1] - v[0] + 1, out);
+	if (!(rc = stats_rows(s, &sql, 0, 0, out))) {
+		evfi_buf_puts(&sql, "SELECT type, ");
+		evfi_sql_state_case(&sql, ext, false, ":now");
+		evfi_buf_printf(&sql, " AS st, count(*) FROM %s WHERE error = 1 AND (dead = 1 OR "
+		                "processed = 1) GROUP BY type, st", s->qt);
+		rc = stats_rows(s, &sql, 0, 0, out);
+	}
+	if (!rc)
+		rc = evfi_stats_add_done(out, sample, span);
+	evf_stats_free(sample);
+	return rc;
 }
 
 static int sq_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
