@@ -176,6 +176,10 @@ void evfi_sort_claimed(evf_event **evs, size_t n);
 int evfi_keep_first(const evf_event *ev, void *user);
 /* Add a (type, state, count) row, rows sorted by type. */
 int evfi_stats_add(evf_stats *out, const char *type, int state, int64_t count);
+/* "SELECT type, <state> AS st, count(*) FROM from [WHERE where] GROUP BY
+ * 1, 2": counts by type and state, for evfi_stats_add. */
+void evfi_sql_stats(evfi_buf *b, bool ext, bool pg, const char *now, const char *from,
+                    const char *where);
 /* Of a sample of EVFI_STATS_SAMPLE ids drawn over an id range of span:
  * whether the rows it found make the table big enough to be estimated,
  * and the done events it found added to out, scaled to the range (live

@@ -163,6 +163,15 @@ int evfi_stats_add(evf_stats *out, const char *type, int state, int64_t count)
 	return 0;
 }
 
+void evfi_sql_stats(evfi_buf *b, bool ext, bool pg, const char *now, const char *from,
+                    const char *where)
+{
+	evfi_buf_puts(b, "SELECT type, ");
+	evfi_sql_state_case(b, ext, pg, now);
+	evfi_buf_printf(b, " AS st, count(*) FROM %s%s%s GROUP BY 1, 2", from,
+	                where ? " WHERE " : "", where ? where : "");
+}
+
 bool evfi_stats_sampled(const evf_stats *sample, int64_t span)
 {
 	/* each draw stands for span / EVFI_STATS_SAMPLE ids */

@@ -1769,84 +1769,6 @@ static int pg_count(evf_store *base, const evf_filter *f, int64_t *out)
 	return 0;
 }
 
-/* Rows of (type, state, count) into out. */
-static int stats_rows(pg_store *s, pgq *q, evf_stats *out)
-{
-	int rc;
-	PGresult *r = run(s, q, "counting events", &rc);
-	q_free(q);
-	if (!r)
-		return rc;
-	for (int i = 0; !rc && i < PQntuples(r); i++)
-		rc = evfi_stats_add(out, PQgetvalue(r, i, 0), (int)ival(r, i, 1), ival(r, i, 2));
-	PQclear(r);
-	return rc;
-}
-
-static int one_row(pg_store *s, pgq *q, int64_t *v, int nv, const char *what);
-static int64_t planner_rows(pg_store *s, int *rc);
-
-static int pg_stats(evf_store *base, evf_stats *out)
-{
-	pg_store *s = PG(base);
-	pgq q = { 0 };
-	int64_t v[2];
-	int ext = pg_schema_extended(base), rc = 0;
-	if (ext < 0)
-		return ext;
-	if (!ext || planner_rows(s, &rc) <= EVFI_EXACT_LIMIT) {
-		if (rc)
-			return rc;
-		q_sql(&q, "SELECT type, ");
-		evfi_sql_state_case(&q.sql, ext, true, "now()");
-		q_sql(&q, " AS st, count(*) FROM %s GROUP BY 1, 2", s->qt);
-		return stats_rows(s, &q, out);
-	}
-	/* as on SQLite (sqlite.c, sq_stats): done from ids drawn at random,
-	 * the live and the dead exactly, through the partial indexes */
-	q_sql(&q, "SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM %s", s->qt);
-	if ((rc = one_row(s, &q, v, 2, "sizing the table")))
-		return rc;
-	int64_t span = v[1] - v[0] + 1;
-	evf_stats *sample = calloc(1, sizeof *sample);
-	if (!sample)
-		return evfi_fail(EVF_ENOMEM, "out of memory");
-	q_sql(&q, "SELECT type, ");
-	evfi_sql_state_case(&q.sql, ext, true, "now()");
-	q_sql(&q, " AS st, count(*) FROM (SELECT ");
-	q_int(&q, v[0]);
-	q_sql(&q, "::bigint + floor(random() * ");
-	q_int(&q, span);
-	q_sql(&q, "::bigint)::bigint AS i FROM generate_series(1, %d)) g JOIN %s ON id = g.i "
-	      "GROUP BY 1, 2", EVFI_STATS_SAMPLE, s->qt);
-	if ((rc = stats_rows(s, &q, sample))) {
-		evf_stats_free(sample);
-		return rc;
-	}
-	if (!evfi_stats_sampled(sample, span)) { /* fewer rows than the planner thought */
-		evf_stats_free(sample);
-		q_sql(&q, "SELECT type, ");
-		evfi_sql_state_case(&q.sql, ext, true, "now()");
-		q_sql(&q, " AS st, count(*) FROM %s GROUP BY 1, 2", s->qt);
-		return stats_rows(s, &q, out);
-	}
-	q_sql(&q, "SELECT type, ");
-	evfi_sql_state_case(&q.sql, ext, true, "now()");
-	q_sql(&q, " AS st, count(*) FROM %s WHERE processed = false AND dead = false "
-	      "GROUP BY 1, 2", s->qt);
-	if (!(rc = stats_rows(s, &q, out))) {
-		q_sql(&q, "SELECT type, ");
-		evfi_sql_state_case(&q.sql, ext, true, "now()");
-		q_sql(&q, " AS st, count(*) FROM %s WHERE error AND (dead OR processed) "
-		      "GROUP BY 1, 2", s->qt);
-		rc = stats_rows(s, &q, out);
-	}
-	if (!rc)
-		rc = evfi_stats_add_done(out, sample, span);
-	evf_stats_free(sample);
-	return rc;
-}
-
 static int pg_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
                   bool dry_run, int64_t *affected)
 {
@@ -2324,6 +2246,71 @@ static int pg_overview(evf_store *base, evf_overview *out)
 	}
 	evfi_overview_finish(out, total, out->estimated);
 	return 0;
+}
+
+/* Rows of (type, state, count) into out. */
+static int stats_rows(pg_store *s, pgq *q, evf_stats *out)
+{
+	int rc;
+	PGresult *r = run(s, q, "counting events", &rc);
+	q_free(q);
+	if (!r)
+		return rc;
+	for (int i = 0; !rc && i < PQntuples(r); i++)
+		rc = evfi_stats_add(out, PQgetvalue(r, i, 0), (int)ival(r, i, 1), ival(r, i, 2));
+	PQclear(r);
+	return rc;
+}
+
+static int pg_stats(evf_store *base, evf_stats *out)
+{
+	pg_store *s = PG(base);
+	pgq q = { 0 };
+	char from[160];
+	int64_t v[2];
+	int ext = pg_schema_extended(base), rc = 0;
+	if (ext < 0)
+		return ext;
+	if (!ext || planner_rows(s, &rc) <= EVFI_EXACT_LIMIT) {
+		if (rc)
+			return rc;
+		evfi_sql_stats(&q.sql, ext, true, "now()", s->qt, NULL);
+		return stats_rows(s, &q, out);
+	}
+	/* as on SQLite (sqlite.c, sq_stats): done from ids drawn at random,
+	 * the live and the dead exactly, through the partial indexes */
+	q_sql(&q, "SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM %s", s->qt);
+	if ((rc = one_row(s, &q, v, 2, "sizing the table")))
+		return rc;
+	int64_t span = v[1] - v[0] + 1;
+	evf_stats *sample = calloc(1, sizeof *sample);
+	if (!sample)
+		return evfi_fail(EVF_ENOMEM, "out of memory");
+	q_sql(&q, "WITH g AS (SELECT ");
+	q_int(&q, v[0]);
+	q_sql(&q, "::bigint + floor(random() * ");
+	q_int(&q, span);
+	q_sql(&q, "::bigint)::bigint AS i FROM generate_series(1, %d)) ", EVFI_STATS_SAMPLE);
+	snprintf(from, sizeof from, "g JOIN %s ON id = g.i", s->qt);
+	evfi_sql_stats(&q.sql, ext, true, "now()", from, NULL);
+	if ((rc = stats_rows(s, &q, sample))) {
+		evf_stats_free(sample);
+		return rc;
+	}
+	if (!evfi_stats_sampled(sample, span)) { /* fewer rows than the planner thought */
+		evf_stats_free(sample);
+		evfi_sql_stats(&q.sql, ext, true, "now()", s->qt, NULL);
+		return stats_rows(s, &q, out);
+	}
+	evfi_sql_stats(&q.sql, ext, true, "now()", s->qt, "processed = false AND dead = false");
+	if (!(rc = stats_rows(s, &q, out))) {
+		evfi_sql_stats(&q.sql, ext, true, "now()", s->qt, "error AND (dead OR processed)");
+		rc = stats_rows(s, &q, out);
+	}
+	if (!rc)
+		rc = evfi_stats_add_done(out, sample, span);
+	evf_stats_free(sample);
+	return rc;
 }
 
 static int pg_error_groups(evf_store *base, size_t limit, evf_error_group **out, size_t *n)

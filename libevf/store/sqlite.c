@@ -356,13 +356,30 @@ static int cmp_type(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Add n completions of a type in second sec. */
+static int tally_upsert(sq_store *s, const char *type, int64_t n, int64_t sec)
+{
+	char sql[320];
+	sqlite3_stmt *st;
+	snprintf(sql, sizeof sql, "INSERT INTO %s (span, at, type, completed) VALUES "
+	         "(1, :at, :type, :n) ON CONFLICT (span, at, type) DO UPDATE SET "
+	         "completed = completed + excluded.completed", s->qtally);
+	int rc = prepare(s, sql, &st);
+	if (rc)
+		return rc;
+	bind_int(st, ":at", sec);
+	bind_text(st, ":type", type);
+	bind_int(st, ":n", n);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : sq_err(s, rc, "counting completions");
+}
+
 /* Add the completions whose lease was held (applied) to the tally, one
  * row per type. */
 static int tally_count(sq_store *s, const evf_lease *leases, size_t n, const bool *applied,
                        int64_t sec)
 {
-	char sql[320];
-	sqlite3_stmt *st;
 	size_t k = 0;
 	int rc = 0;
 
@@ -378,34 +395,22 @@ static int tally_count(sq_store *s, const evf_lease *leases, size_t n, const boo
 			qsort(types, k, sizeof *types, cmp_type);
 			break;
 		}
-	snprintf(sql, sizeof sql, "INSERT INTO %s (span, at, type, completed) VALUES "
-	         "(1, :at, :type, :n) ON CONFLICT (span, at, type) DO UPDATE SET "
-	         "completed = completed + excluded.completed", s->qtally);
 	for (size_t i = 0, run; !rc && i < k; i += run) {
 		for (run = 1; i + run < k && !strcmp(types[i + run], types[i]); run++)
 			;
-		if ((rc = prepare(s, sql, &st)))
-			break;
-		bind_int(st, ":at", sec);
-		bind_text(st, ":type", types[i]);
-		bind_int(st, ":n", (int64_t)run);
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		rc = rc == SQLITE_DONE ? 0 : sq_err(s, rc, "counting completions");
+		rc = tally_upsert(s, types[i], (int64_t)run, sec);
 	}
 	free(types);
 	return rc;
 }
 
-/* Count completions (leases without a type are not counted) and fold
- * the tally once a minute, in the completion's transaction.  A failure
- * leaves the completion standing, unless it took the transaction with
- * it; the tally is then looked up again at the next completion. */
-static int tally_add(sq_store *s, const evf_lease *leases, size_t n, const bool *applied,
-                     evf_time now)
+/* After counting (rc its outcome): fold the tally once a minute, in the
+ * completion's transaction.  A failure leaves the completion standing,
+ * unless it took the transaction with it; the tally is then looked up
+ * again at the next completion. */
+static int tally_done(sq_store *s, int rc, int64_t sec)
 {
-	int64_t sec = now / 1000000, m = sec - TALLY_MINUTE_AFTER, h = sec - TALLY_HOUR_AFTER;
-	int rc = tally_count(s, leases, n, applied, sec);
+	int64_t m = sec - TALLY_MINUTE_AFTER, h = sec - TALLY_HOUR_AFTER;
 	if (!rc && sec / 60 != s->folded) {
 		s->folded = sec / 60;
 		if (!(rc = tally_fold_span(s, 1, 60, m - m % 60)))
@@ -416,6 +421,25 @@ static int tally_add(sq_store *s, const evf_lease *leases, size_t n, const bool 
 	evfi_error_clear();
 	s->tally = -1;
 	return 0;
+}
+
+/* Count completions (leases without a type are not counted). */
+static int tally_add(sq_store *s, const evf_lease *leases, size_t n, const bool *applied,
+                     evf_time now)
+{
+	int64_t sec = now / 1000000;
+	return tally_done(s, tally_count(s, leases, n, applied, sec), sec);
+}
+
+/* Count completions already added up by type (in the done column). */
+static int tally_add_types(sq_store *s, const evf_stats *by_type, evf_time now)
+{
+	int64_t sec = now / 1000000;
+	int rc = 0;
+	for (size_t i = 0; !rc && i < by_type->ntypes; i++)
+		rc = tally_upsert(s, by_type->types[i].type,
+		                  by_type->types[i].counts[EVF_STATE_DONE], sec);
+	return tally_done(s, rc, sec);
 }
 
 /* Whether a table's date column is declared INTEGER (qt: quoted name). */
@@ -742,6 +766,16 @@ static void emit_sql(const sq_store *s, evfi_buf *b, size_t k, bool keyed)
 		evfi_buf_puts(b, " ON CONFLICT DO NOTHING");
 }
 
+/* A time of an emit: the batch's time as text is formatted once. */
+static void bind_emit_time(const sq_store *s, sqlite3_stmt *st, int i, evf_time t,
+                           evf_time now, const char *now_text)
+{
+	if (t == now && !s->int_times)
+		sqlite3_bind_text(st, i, now_text, -1, SQLITE_STATIC);
+	else
+		bind_time_at(s, st, i, t);
+}
+
 /* Insert items[0..k) in one statement; out[] (may be NULL) gets the ids.
  * now_text is the batch's emit time, already formatted. */
 static int emit_rows(sq_store *s, const evf_emit_item *items, size_t k, evf_time now,
@@ -764,10 +798,7 @@ static int emit_rows(sq_store *s, const evf_emit_item *items, size_t k, evf_time
 		/* SQLITE_STATIC: the caller's strings outlive the step below */
 		sqlite3_bind_text(st, v + 1, it->type, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, v + 2, it->parameters ? it->parameters : "{}", -1, SQLITE_STATIC);
-		if (s->int_times)
-			sqlite3_bind_int64(st, v + 3, now);
-		else
-			sqlite3_bind_text(st, v + 3, now_text, -1, SQLITE_STATIC);
+		bind_emit_time(s, st, v + 3, now, now, now_text);
 		if (!s->extended)
 			continue;
 		evf_time nb = o->not_before ? o->not_before : now + o->delay_ms * 1000;
@@ -776,10 +807,7 @@ static int emit_rows(sq_store *s, const evf_emit_item *items, size_t k, evf_time
 		o->correlation_id ? sqlite3_bind_text(st, v + 5, o->correlation_id, -1, SQLITE_STATIC)
 		                  : sqlite3_bind_null(st, v + 5);
 		sqlite3_bind_int(st, v + 6, o->priority);
-		if (nb == now && !s->int_times)
-			sqlite3_bind_text(st, v + 7, now_text, -1, SQLITE_STATIC);
-		else
-			bind_time_at(s, st, v + 7, nb);
+		bind_emit_time(s, st, v + 7, nb, now, now_text);
 		sqlite3_bind_int(st, v + 8, o->max_attempts > 0 ? o->max_attempts
 		                                                : s->base.opts->max_attempts);
 	}
@@ -1698,20 +1726,28 @@ static int one_row(sq_store *s, const char *sql, evf_time now, int64_t *v, int n
 	bind_time(s, st, ":now", now);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		for (int i = 0; i < nv; i++) {
-			if (sqlite3_column_type(st, i) == SQLITE_TEXT) {
-				evf_time t = 0;
-				evf_time_parse(&t, (const char *)sqlite3_column_text(st, i));
-				v[i] = t;
-			} else {
-				v[i] = sqlite3_column_int64(st, i);
-			}
-		}
+		for (int i = 0; i < nv; i++)
+			v[i] = col_time(st, i); /* a count, or a time in either form */
 		rc = 0;
 	} else {
 		rc = sq_err(s, rc, what);
 	}
 	sqlite3_finalize(st);
+	return rc;
+}
+
+/* The table's lowest id and how many ids lie from it to the highest (0
+ * for an empty table): max and min in one query would scan an index;
+ * apart, each is one step down the rowid tree. */
+static int id_range(sq_store *s, int64_t *lo, int64_t *span)
+{
+	char sql[200];
+	int64_t v[2];
+	snprintf(sql, sizeof sql, "SELECT (SELECT min(id) FROM %s), (SELECT max(id) FROM %s)",
+	         s->qt, s->qt);
+	int rc = one_row(s, sql, 0, v, 2, "sizing the table");
+	*lo = v[0];
+	*span = rc || (!v[0] && !v[1]) ? 0 : v[1] - v[0] + 1;
 	return rc;
 }
 
@@ -1738,17 +1774,13 @@ static int sq_stats(evf_store *base, evf_stats *out)
 {
 	sq_store *s = SQ(base);
 	evfi_buf sql = { 0 };
-	int64_t v[2] = { 0 };
-	char q[200];
+	char from[160];
+	int64_t lo = 0, span = 0;
 	int ext = sq_schema_extended(base), rc;
 	if (ext < 0)
 		return ext;
-	/* each of min and max is one step down the rowid tree */
-	snprintf(q, sizeof q, "SELECT (SELECT min(id) FROM %s), (SELECT max(id) FROM %s)",
-	         s->qt, s->qt);
-	if (ext && (rc = one_row(s, q, 0, v, 2, "sizing the table")))
+	if (ext && (rc = id_range(s, &lo, &span)))
 		return rc;
-	int64_t span = v[1] - v[0] + 1;
 	evf_stats *sample = NULL;
 	if (ext && span > EVFI_EXACT_LIMIT) {
 		/* ids drawn at random over the id range (store/common.c,
@@ -1756,12 +1788,11 @@ static int sq_stats(evf_store *base, evf_stats *out)
 		if (!(sample = calloc(1, sizeof *sample)))
 			return evfi_fail(EVF_ENOMEM, "out of memory");
 		evfi_buf_printf(&sql, "WITH RECURSIVE ids(n, i) AS (SELECT 0, NULL UNION ALL "
-		                "SELECT n + 1, :lo + abs(random() %% :span) FROM ids WHERE n < %d) "
-		                "SELECT type, ", EVFI_STATS_SAMPLE);
-		evfi_sql_state_case(&sql, ext, false, ":now");
-		evfi_buf_printf(&sql, " AS st, count(*) FROM ids CROSS JOIN %s ON id = i "
-		                "GROUP BY type, st", s->qt);
-		if ((rc = stats_rows(s, &sql, v[0], span, sample))) {
+		                "SELECT n + 1, :lo + abs(random() %% :span) FROM ids WHERE n < %d) ",
+		                EVFI_STATS_SAMPLE);
+		snprintf(from, sizeof from, "ids CROSS JOIN %s ON id = i", s->qt);
+		evfi_sql_stats(&sql, ext, false, ":now", from, NULL);
+		if ((rc = stats_rows(s, &sql, lo, span, sample))) {
 			evf_stats_free(sample);
 			return rc;
 		}
@@ -1769,22 +1800,16 @@ static int sq_stats(evf_store *base, evf_stats *out)
 	if (!sample || !evfi_stats_sampled(sample, span)) {
 		/* small (or sparse: few ids left in a wide range): every row */
 		evf_stats_free(sample);
-		evfi_buf_puts(&sql, "SELECT type, ");
-		evfi_sql_state_case(&sql, ext, false, ":now");
-		evfi_buf_printf(&sql, " AS st, count(*) FROM %s GROUP BY type, st", s->qt);
+		evfi_sql_stats(&sql, ext, false, ":now", s->qt, NULL);
 		return stats_rows(s, &sql, 0, 0, out);
 	}
 	/* the live rows through the ready-queue index, the dead (every one
 	 * has error = 1) through the error index: exact */
-	evfi_buf_puts(&sql, "SELECT type, ");
-	evfi_sql_state_case(&sql, ext, false, ":now");
-	evfi_buf_printf(&sql, " AS st, count(*) FROM %s INDEXED BY \"%s_ready\" WHERE "
-	                "processed = 0 AND dead = 0 GROUP BY type, st", s->qt, s->base.table);
+	snprintf(from, sizeof from, "%s INDEXED BY \"%s_ready\"", s->qt, s->base.table);
+	evfi_sql_stats(&sql, ext, false, ":now", from, "processed = 0 AND dead = 0");
 	if (!(rc = stats_rows(s, &sql, 0, 0, out))) {
-		evfi_buf_puts(&sql, "SELECT type, ");
-		evfi_sql_state_case(&sql, ext, false, ":now");
-		evfi_buf_printf(&sql, " AS st, count(*) FROM %s WHERE error = 1 AND (dead = 1 OR "
-		                "processed = 1) GROUP BY type, st", s->qt);
+		evfi_sql_stats(&sql, ext, false, ":now", s->qt,
+		               "error = 1 AND (dead = 1 OR processed = 1)");
 		rc = stats_rows(s, &sql, 0, 0, out);
 	}
 	if (!rc)
@@ -1823,22 +1848,23 @@ static int sq_act(evf_store *base, evf_action a, const evf_filter *f, int arg,
 		return rc;
 	}
 	bind_int(st, ":arg", arg);
-	int64_t n = 0;
-	int err = 0;
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		evf_lease one = { .type = (const char *)sqlite3_column_text(st, 0) };
-		bool yes = true;
-		n++;
-		err = tally_add(s, &one, 1, &yes, now);
-	}
+	/* the completed rows added up by type, counted once per type */
+	evf_stats *by_type = count ? calloc(1, sizeof *by_type) : NULL;
+	int err = count && !by_type ? evfi_fail(EVF_ENOMEM, "out of memory") : 0;
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		err = evfi_stats_add(by_type, (const char *)sqlite3_column_text(st, 0),
+		                     EVF_STATE_DONE, 1);
 	if (!err && rc != SQLITE_DONE)
 		err = sq_err(s, rc, evf_action_name(a));
 	sqlite3_finalize(st);
+	if (!err && count)
+		err = tally_add_types(s, by_type, now);
+	*affected = count && by_type ? by_type->total : sqlite3_changes(s->db);
+	evf_stats_free(by_type);
 	if (err) {
 		rollback(s);
 		return err;
 	}
-	*affected = count ? n : sqlite3_changes(s->db);
 	return commit(s);
 }
 
@@ -2278,13 +2304,9 @@ static int sq_overview(evf_store *base, evf_overview *out)
 	if ((rc = one_row(s, sql, now, v, 1, "counting dead events")))
 		return rc;
 	out->counts[EVF_STATE_DEAD] = v[0];
-	/* max and min in one query would scan an index; apart, each is one
-	 * step down the rowid tree */
-	snprintf(sql, sizeof sql, "SELECT coalesce((SELECT max(id) FROM %s) - "
-	         "(SELECT min(id) FROM %s) + 1, 0)", s->qt, s->qt);
-	if ((rc = one_row(s, sql, now, v, 1, "sizing the table")))
+	int64_t lo, total;
+	if ((rc = id_range(s, &lo, &total)))
 		return rc;
-	int64_t total = v[0];
 	if (total <= EVFI_EXACT_LIMIT) {
 		snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", s->qt);
 		if ((rc = one_row(s, sql, now, v, 1, "counting events")))

@@ -39,6 +39,16 @@ static int open_fresh(evf_db **out, evf_options *o)
 	return rc;
 }
 
+/* open_fresh, its table in the text form when text (whatever the run's) */
+static int open_fresh_form(evf_db **out, evf_options *o, bool text)
+{
+	bool run = text_times;
+	text_times = text;
+	int rc = open_fresh(out, o);
+	text_times = run;
+	return rc;
+}
+
 static int reopen(evf_db **out, evf_options *o)
 {
 	return evf_open(out, last_path, o);
@@ -449,10 +459,7 @@ static void tally_made_from_processed_at(bool text)
 	evf_options o = EVF_OPTIONS_INIT;
 	evf_db *db;
 	char sql[1024];
-	text_times = text;
-	int rc = open_fresh(&db, &o);
-	text_times = false;
-	EVF_OK_OR_FAIL(rc);
+	EVF_OK_OR_FAIL(open_fresh_form(&db, &o, text));
 	complete_n(db, "a", 3);
 	evf_close(db);
 	/* done two hours and three days ago, and now; one that failed */
@@ -546,10 +553,7 @@ static void test_times_in_the_tables_form(void **state)
 	                           "typeof(processed_at) = ?1", "integer", -1), 2);
 	evf_close(db);
 
-	text_times = true;
-	int rc = open_fresh(&db, &o);
-	text_times = false;
-	EVF_OK_OR_FAIL(rc);
+	EVF_OK_OR_FAIL(open_fresh_form(&db, &o, true));
 	complete_n(db, "b", 2);
 	assert_int_equal(query_int("SELECT count(*) FROM evf_event WHERE typeof(date) = ? AND "
 	                           "typeof(processed_at) = ?1", "text", -1), 2);
